@@ -1,0 +1,163 @@
+"""One strategy for every trainer: CPU, one GPU, several GPUs, several machines, TPU.
+
+Every trainer in keras_gans builds its models, optimizers and compiled ``train_on_batch`` models inside
+``strategy.scope()`` and treats ``batch_size`` as the *global* batch. Keras 3's own ``train_on_batch``
+hands the whole batch to every replica, so with more than one replica :func:`train_on_batch` below splits
+the global batch into one slice per replica and runs the model's own ``train_step`` on each (the loss is
+scaled by ``1 / num_replicas`` inside Keras, so the summed gradient is the global-batch gradient).
+"""
+
+import json
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+PRECISIONS = ("mixed_float16", "mixed_bfloat16")
+
+
+def get_strategy(name="auto"):
+    """A ``tf.distribute.Strategy`` from its name, or ``name`` itself if it already is one.
+
+    ``auto``: MirroredStrategy when more than one GPU is visible, else the default strategy;
+    ``default``: the default strategy (one GPU or the CPU); ``mirrored``: all local GPUs (or the
+    logical CPUs when none); ``multiworker``: MultiWorkerMirroredStrategy from ``TF_CONFIG``;
+    ``tpu``: TPUStrategy on the TPU named by ``TPU_NAME`` (or the local one).
+    """
+    if isinstance(name, tf.distribute.Strategy):
+        strategy = name
+    elif name in (None, "auto"):
+        gpus = tf.config.list_logical_devices("GPU")
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    elif name == "default":
+        strategy = tf.distribute.get_strategy()
+    elif name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "--strategy multiworker needs the TF_CONFIG environment variable "
+                '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}); see README "Scaling out".'
+            )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(os.environ.get("TPU_NAME", ""))
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    else:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    log.info(
+        "distribution strategy: %s with %d replica(s)",
+        type(strategy).__name__,
+        strategy.num_replicas_in_sync,
+    )
+    return strategy
+
+
+def is_chief(strategy=None):
+    """True on the one worker that writes logs, images and models."""
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+
+
+def worker_config():
+    """``(task_type, task_index, n_workers)`` from ``TF_CONFIG`` (``(None, 0, 1)`` without it)."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task", {})
+    n = sum(len(v) for v in config.get("cluster", {}).values()) or 1
+    return task.get("type"), int(task.get("index", 0)), n
+
+
+def set_precision(policy=None):
+    """Set Keras' global dtype policy for ``--mixed-precision``; returns the policy name in force.
+
+    ``mixed_float16`` needs a GPU (on a CPU it would be far slower, not faster), so there it is refused
+    with a clear error; ``mixed_bfloat16`` runs everywhere. Keras' ``compile`` wraps the optimizer in
+    a ``LossScaleOptimizer`` under ``mixed_float16``; builders keep their last layer in float32.
+    """
+    if policy in (None, "", "float32", "none"):
+        keras.mixed_precision.set_global_policy("float32")
+        return "float32"
+    if policy not in PRECISIONS:
+        raise ValueError(f"--mixed-precision must be one of {', '.join(PRECISIONS)}, got {policy!r}")
+    if policy == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        raise ValueError(
+            "--mixed-precision mixed_float16 needs a GPU (none is visible); "
+            "use mixed_bfloat16 on a CPU or TPU, or leave the flag off"
+        )
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def jit_setting(jit):
+    """``jit_compile`` for ``Model.compile``: XLA on request; 'auto' lets Keras decide."""
+    if jit in (True, "true", "on", 1):
+        return True
+    if jit in (False, None, "false", "off", 0):
+        return False
+    return "auto"
+
+
+def _split(value, index, n):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return type(value)(_split(v, index, n) for v in value)
+    value = np.asarray(value)
+    per = value.shape[0] // n
+    return value[index * per : (index + 1) * per]
+
+
+def _check_divisible(x, n):
+    first = x[0] if isinstance(x, (list, tuple)) else x
+    if np.shape(first)[0] % n:
+        raise ValueError(
+            f"the global batch ({np.shape(first)[0]}) must be divisible by the number of "
+            f"replicas ({n}); choose --batch-size as a multiple of {n}"
+        )
+
+
+def train_on_batch(model, x, y, strategy=None):
+    """``model.train_on_batch(x, y, return_dict=True)`` with the global batch split across replicas.
+
+    On one replica this is exactly Keras' ``train_on_batch``. On several it runs ``model.train_step``
+    under ``strategy.run`` with replica ``i`` taking slice ``i`` of the batch, in one traced function
+    cached on the model; the returned logs are averaged over replicas.
+    """
+    strategy = strategy or model.distribute_strategy
+    n = strategy.num_replicas_in_sync
+    if n == 1:
+        return model.train_on_batch(x, y, return_dict=True)
+    _check_divisible(x, n)
+    fn = getattr(model, "_keras_gans_distributed_step", None)
+    if fn is None:
+        model._maybe_symbolic_build(data_batch=(_split(x, 0, n), _split(y, 0, n), None))
+
+        @tf.function(reduce_retracing=True)
+        def fn(data):
+            out = strategy.run(model.train_step, args=(data,))
+            return {k: strategy.reduce("MEAN", v, axis=None) for k, v in out.items()}
+
+        model._keras_gans_distributed_step = fn
+    model.reset_metrics()
+    data = strategy.experimental_distribute_values_from_function(
+        lambda ctx: (
+            _split(x, ctx.replica_id_in_sync_group, n),
+            _split(y, ctx.replica_id_in_sync_group, n),
+        )
+    )
+    logs = fn(data)
+    return {k: float(v) for k, v in logs.items()}
