@@ -33,6 +33,8 @@ class SkipReport:
     skipped: list = field(default_factory=list)
 
     def add(self, path, reason):
+        if any(p == str(path) for p, _ in self.skipped):
+            return  # reported once, though a loader may meet the file again each epoch
         self.skipped.append((str(path), str(reason)))
         log.warning("skipping %s: %s", path, reason)
 

@@ -69,6 +69,14 @@ def resolve_dataset(dataset_name="sample", data_dir=None):
     return root
 
 
+def _decoded_ok(img_a, img_b, ok):
+    return ok
+
+
+def _drop_flag(img_a, img_b, ok):
+    return img_a, img_b
+
+
 class UnpairedImages:
     """The image paths of one split (``train`` or ``test``) of an unpaired dataset root."""
 
@@ -124,7 +132,7 @@ class UnpairedImages:
 
         ds = tf.data.Dataset.from_tensor_slices((a, b, fa, fb)).skip(skip_batches * batch_size)
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.filter(lambda x, y, ok: ok).map(lambda x, y, ok: (x, y))
+        ds = ds.filter(_decoded_ok).map(_drop_flag)
         return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
     def first(self, domain, n=1):

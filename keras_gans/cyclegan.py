@@ -206,6 +206,14 @@ class CycleGAN(GANTrainer):
             "opt_combined": self.combined.optimizer,
         }
 
+    def build_optimizers(self):
+        for d in (self.d_A, self.d_B):
+            self.set_trainable(d, True)
+            d.optimizer.build(d.trainable_variables)
+        for d in (self.d_A, self.d_B):
+            self.set_trainable(d, False)
+        self.combined.optimizer.build(self.combined.trainable_variables)
+
     # --- training -------------------------------------------------------------------------------
     def translate(self, imgs_A, imgs_B):
         """``(G(A), F(B))`` as NumPy arrays, from one traced call (the report used two predicts)."""

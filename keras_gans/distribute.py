@@ -161,3 +161,88 @@ def train_on_batch(model, x, y, strategy=None):
     )
     logs = fn(data)
     return {k: float(v) for k, v in logs.items()}
+
+
+def free_ports(n):
+    """``n`` free TCP ports on 127.0.0.1 (bound, read, released)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def launch_local(command, n_workers=2, timeout=600, env=None, log_dir=None):
+    """Run ``command`` as ``n_workers`` MultiWorkerMirroredStrategy workers on this machine.
+
+    Each worker gets its own ``TF_CONFIG`` on free 127.0.0.1 ports. If any worker fails, or the
+    run outlasts ``timeout`` seconds, the others are terminated (then killed), so a failed worker
+    never leaves its peers waiting forever in a collective. Returns the workers' exit codes.
+    """
+    import subprocess
+    import time
+
+    hosts = [f"127.0.0.1:{p}" for p in free_ports(n_workers)]
+    procs = []
+    try:
+        for index in range(n_workers):
+            worker_env = dict(os.environ if env is None else env)
+            worker_env["TF_CONFIG"] = json.dumps(
+                {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+            )
+            out = None
+            if log_dir is not None:
+                os.makedirs(log_dir, exist_ok=True)
+                out = open(os.path.join(log_dir, f"worker{index}.log"), "w")
+            procs.append(
+                subprocess.Popen(command, env=worker_env, stdout=out, stderr=subprocess.STDOUT if out else None)
+            )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes):
+                return codes
+            if any(c not in (None, 0) for c in codes):
+                log.error("a worker failed (exit codes %s); stopping the others", codes)
+                break
+            time.sleep(0.2)
+        else:
+            log.error("workers did not finish within %s s; stopping them", timeout)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    return [p.returncode for p in procs]
+
+
+def main(argv=None):
+    """``python -m keras_gans.distribute launch --workers N -- CMD ...``: a local multi-worker run."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m keras_gans.distribute")
+    parser.add_argument("action", choices=["launch"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=24 * 3600)
+    parser.add_argument("--log-dir", default=None, help="one log file per worker (default: stdout)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- python -m keras_gans.cyclegan ...")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    codes = launch_local(command, args.workers, args.timeout, log_dir=args.log_dir)
+    print(f"worker exit codes: {codes}")
+    sys.exit(max(abs(c or 0) for c in codes))
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from data_loaders.images import list_images, load_folder, load_images
 
 METRICS = ("fid", "kid", "is")
+KID_PRECOMPUTE_MAX = 3000  # up to this many rows per set, KID computes the kernel matrices once
 INCEPTION_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 INCEPTION_FILES = {
     "features": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -55,9 +56,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or s1.shape != s2.shape:
-        raise ValueError(
-            f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}"
-        )
+        raise ValueError(f"shape mismatch: {mu1.shape}, {s1.shape} vs {mu2.shape}, {s2.shape}")
     diff = mu1 - mu2
     # Tr((S1 S2)^(1/2)) = Tr((S1^(1/2) S2 S1^(1/2))^(1/2)): the latter is symmetric PSD, so an
     # eigen-decomposition gives it exactly and stably (no complex parts as with sqrtm(S1 S2)).
@@ -75,13 +74,12 @@ def fid_from_features(a, b):
 
 def polynomial_kernel(x, y):
     """The KID kernel ``k(x, y) = (x.y / d + 1)^3`` between the rows of ``x`` and ``y``."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
+    k = x @ y.T / x.shape[1] + 1.0
+    return k * k * k
 
 
-def mmd2_unbiased(x, y):
-    """Unbiased estimator of MMD^2 with :func:`polynomial_kernel` (Binkowski et al. 2018)."""
-    m, n = len(x), len(y)
-    kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+def _mmd2(kxx, kyy, kxy):
+    m, n = len(kxx), len(kyy)
     return (
         (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
         + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
@@ -89,19 +87,28 @@ def mmd2_unbiased(x, y):
     )
 
 
+def mmd2_unbiased(x, y):
+    """Unbiased estimator of MMD^2 with :func:`polynomial_kernel` (Binkowski et al. 2018)."""
+    return _mmd2(polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y))
+
+
 def kid_from_features(a, b, num_subsets=100, subset_size=1000, seed=0):
-    """KID between two feature sets: (mean, std) of MMD^2 over random subsets of equal size."""
+    """KID between two feature sets: (mean, std) of :func:`mmd2_unbiased` over ``num_subsets``
+    random subsets (without replacement) of ``subset_size`` rows of each set."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     m = min(subset_size, len(a), len(b))
     if m < 2:
         raise ValueError(f"KID needs at least 2 samples per set (got {len(a)} and {len(b)})")
+    if m == len(a) == len(b):  # every subset is the whole set
+        return float(mmd2_unbiased(a, b)), 0.0
+    if max(len(a), len(b)) <= KID_PRECOMPUTE_MAX:  # kernels once, subsets by indexing
+        kaa, kbb, kab = polynomial_kernel(a, a), polynomial_kernel(b, b), polynomial_kernel(a, b)
+        mmd = lambda i, j: _mmd2(kaa[np.ix_(i, i)], kbb[np.ix_(j, j)], kab[np.ix_(i, j)])
+    else:
+        mmd = lambda i, j: mmd2_unbiased(a[i], b[j])
     rng = np.random.default_rng(seed)
-    values = [
-        mmd2_unbiased(
-            a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]
-        )
-        for _ in range(num_subsets)
-    ]
+    pick = lambda x: rng.choice(len(x), m, replace=False)
+    values = [mmd(pick(a), pick(b)) for _ in range(num_subsets)]
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -129,8 +136,12 @@ def _keras_cache_models():
 
 
 def inception_model(output="features", weights=None):
-    """InceptionV3: pool_3 features (2048-d, ``output="features"``) or class probabilities."""
-    apps, fname = keras.applications, INCEPTION_FILES[output]
+    """InceptionV3 at 299x299: pool_3 features (2048-d, ``output="features"``) or probabilities.
+
+    ``weights``: a local ImageNet weights file; the with-top file serves both outputs, the notop
+    one only features. Without it, the Keras cache (``~/.keras/models``) or the Keras download.
+    """
+    apps, fname, shape = keras.applications, INCEPTION_FILES[output], (299, 299, 3)
     if weights is not None and not os.path.isfile(weights):
         raise FileNotFoundError(f"InceptionV3 weights file not found: {weights}")
     cached = [
@@ -139,14 +150,16 @@ def inception_model(output="features", weights=None):
     source = weights or (cached[0] if cached else "imagenet")
     try:
         if output == "probs":
-            return apps.InceptionV3(include_top=True, weights=source)
+            return apps.InceptionV3(include_top=True, weights=source, input_shape=shape)
         try:
-            return apps.InceptionV3(include_top=False, pooling="avg", weights=source)
+            return apps.InceptionV3(
+                include_top=False, weights=source, input_shape=shape, pooling="avg"
+            )
         except ValueError:
             if source == "imagenet":
                 raise
             # A with-top weights file also holds everything up to pool_3.
-            full = apps.InceptionV3(include_top=True, weights=source)
+            full = apps.InceptionV3(include_top=True, weights=source, input_shape=shape)
             return keras.Model(full.input, full.get_layer("avg_pool").output)
     except Exception as err:
         where = f"from {source}" if source != "imagenet" else "(download failed; offline?)"
@@ -173,7 +186,8 @@ def _model_from_spec(spec, weights=None):
     names = [lyr.name for lyr in model.layers]
     if layer not in names:
         raise ValueError(f"{path} has no layer {layer!r}; its layers are: {', '.join(names)}")
-    return keras.Model(model.inputs, model.get_layer(layer).output)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, model.get_layer(layer).output)
 
 
 def _resize(x, size):
@@ -219,9 +233,7 @@ class FeatureExtractor:
         elif isinstance(spec, str | os.PathLike):
             self.model = _model_from_spec(os.fspath(spec), weights)
         else:
-            raise TypeError(
-                f"extractor must be 'inception', 'model.h5:layer' or a keras.Model: {spec!r}"
-            )
+            raise TypeError(f"extractor: 'inception', 'model.h5:layer' or a keras.Model: {spec!r}")
         shape = self.model.input_shape
         self.input_size = tuple(shape[1:3]) if None not in shape[1:3] else None
         self.channels = shape[-1]
@@ -239,7 +251,7 @@ class FeatureExtractor:
         return out.reshape(len(out), -1, out.shape[-1]).mean(axis=1) if out.ndim > 2 else out
 
     def __call__(self, images):
-        is_paths = isinstance(images, list | tuple) and images and isinstance(images[0], str)
+        is_paths = isinstance(images, list | tuple) and isinstance(images[0], str | os.PathLike)
         if is_paths and self.size is None:
             raise ValueError("the model takes any image size: give size= (--size) to load files")
         outs = []
@@ -278,8 +290,9 @@ class GenerativeEvaluator:
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
         self.max_images = max_images
-        spec = extractor.spec if isinstance(extractor, FeatureExtractor) else extractor
-        weights = extractor.weights if isinstance(extractor, FeatureExtractor) else weights
+        spec = extractor
+        if isinstance(extractor, FeatureExtractor):
+            spec, weights = extractor.spec, weights or extractor.weights
         self.extractor = self.prob_extractor = self.real_features = None
         if {"fid", "kid"} & set(self.metrics):
             given = isinstance(extractor, FeatureExtractor)
@@ -342,12 +355,16 @@ def train_domain_classifier(real_A, real_B, epochs=10, seed=0, size=64, holdout=
         held.append(x[idx[:n_held]])
         train.append((x[idx[n_held:]], np.full(len(x) - n_held, label)))
     x_train, y_train = (np.concatenate(t) for t in zip(*train))
-    weight = {k: len(y_train) / (2.0 * len(train[k][1])) for k in (0, 1)}  # balance the domains
-    clf = domain_classifier(x_train.shape[1:], seed)
-    for _ in range(epochs):
+    weights = len(y_train) / (2.0 * np.bincount(y_train.astype(int)))  # balance the domains
+    clf, bs = domain_classifier(x_train.shape[1:], seed), min(batch_size, len(x_train))
+    for _ in range(epochs):  # equal-size batches keep one traced train step
         p = rng.permutation(len(x_train))
-        clf.fit(x_train[p], y_train[p], batch_size, shuffle=False, class_weight=weight, verbose=0)
-    is_b = lambda x: clf.predict(prep(x), batch_size=128, verbose=0)[:, 0] > 0.5
+        for i in range(0, len(p) - bs + 1, bs):
+            j = p[i : i + bs]
+            clf.train_on_batch(
+                x_train[j], y_train[j], sample_weight=weights[y_train[j].astype(int)]
+            )
+    is_b = lambda x: _apply_batched(clf, prep(x), 128)[:, 0] > 0.5
     return is_b, _domain_accuracy(is_b, *held)
 
 
@@ -357,16 +374,17 @@ def _domain_accuracy(is_b, images_A, images_B):
 
 
 def translation_score_from_images(
-    real_A, real_B, fake_A=None, fake_B=None, test_A=None, test_B=None, **train_kw
+    real_A, real_B, fake_A=None, fake_B=None, test_A=None, test_B=None, classifier=None, **train_kw
 ):
     """Train the A-vs-B classifier on real images and score already translated images.
 
     ``fake_B`` are translated A images, ``fake_A`` translated B images. Returns ``a_to_b`` (share of
     fake_B called B), ``b_to_a`` (share of fake_A called A), their mean ``translation_score``, the
     classifier's held-out ``classifier_accuracy``, and its ``test_accuracy`` on real ``test_A`` /
-    ``test_B`` when given. ``train_kw`` go to :func:`train_domain_classifier`.
+    ``test_B`` when given. ``train_kw`` go to :func:`train_domain_classifier`; or pass its result
+    as ``classifier`` to reuse one classifier across evaluations (as trainers do).
     """
-    is_b, accuracy = train_domain_classifier(real_A, real_B, **train_kw)
+    is_b, accuracy = classifier or train_domain_classifier(real_A, real_B, **train_kw)
     result = {"classifier_accuracy": accuracy}
     if test_A is not None and test_B is not None:
         result["test_accuracy"] = _domain_accuracy(is_b, test_A, test_B)
@@ -405,7 +423,7 @@ def _parser():
             p.add_argument("--real", required=True, help="folder of real images")
         p.add_argument("--fake", required=True, help="folder of generated images")
         p.add_argument("--extractor", default="inception", help="inception | model.h5:layer")
-        p.add_argument("--weights", help="InceptionV3 ImageNet weights .h5 (offline use)")
+        p.add_argument("--weights", help="InceptionV3 ImageNet weights .h5 (with top for IS)")
         p.add_argument("--size", type=int, help="load size for models with free input size")
         p.add_argument("--max-images", type=int, default=0, help="random subset (0 = all)")
         p.add_argument("--batch-size", type=int, default=50)

@@ -262,23 +262,38 @@ class GANTrainer:
         if self.checkpoint_every and self.step % self.checkpoint_every == 0:
             self.save_checkpoint()
 
+    def build_optimizers(self):
+        """Create optimizer slots before a restore, so every value is read (not deferred) at once."""
+
     def restore_checkpoint(self):
-        """Restore the latest checkpoint if there is one (and ``resume``); True if restored."""
+        """Restore the newest readable checkpoint (if ``resume``); True if one was restored.
+
+        An unreadable newest checkpoint (say, truncated by a full disk) is reported and the next
+        older one is used, so one damaged file does not cost the run.
+        """
         manager = self._checkpoint()
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-        if not (self.resume and latest):
+        # Every worker reads the chief's checkpoints (a shared folder in a multi-machine run).
+        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+        paths = list(state.all_model_checkpoint_paths) if state else []
+        if not (self.resume and paths):
             return False
-        try:
-            manager.checkpoint.restore(latest).expect_partial()
-        except (tf.errors.OpError, ValueError) as err:
-            raise RuntimeError(
-                f"checkpoint {latest} cannot be read ({err}); delete it (the earlier ones in "
-                f"{self.checkpoint_dir} are kept) or start afresh with --no-resume"
-            ) from err
-        self.step, self.epoch, self.batch_in_epoch = (int(v) for v in self._counters.numpy())
-        self.loss_log.truncate_after(self.step)
-        log.info("resumed from %s at step %d (epoch %d)", latest, self.step, self.epoch)
-        return True
+        self.build_optimizers()
+        errors = []
+        for path in reversed(paths):
+            try:
+                manager.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError) as err:
+                log.warning("checkpoint %s cannot be read (%s); trying an older one", path, err)
+                errors.append(f"{path}: {type(err).__name__}")
+                continue
+            self.step, self.epoch, self.batch_in_epoch = (int(v) for v in self._counters.numpy())
+            self.loss_log.truncate_after(self.step)
+            log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
+            return True
+        raise RuntimeError(
+            f"no checkpoint in {self.checkpoint_dir} can be read ({'; '.join(errors)}); "
+            "delete the folder or start afresh with --no-resume"
+        )
 
     # --- logging --------------------------------------------------------------------------------
     def progress(self, total, initial=0, desc="train"):

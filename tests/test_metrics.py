@@ -91,15 +91,27 @@ def test_kid_matches_the_unbiased_estimator_written_out():
     assert std == pytest.approx(0.0, abs=1e-12)  # full-size subsets are permutations
 
 
+@pytest.mark.parametrize("precompute", [True, False])
+def test_kid_subsets_are_the_estimator_on_random_subsets(monkeypatch, precompute):
+    monkeypatch.setattr(M, "KID_PRECOMPUTE_MAX", 3000 if precompute else 0)
+    a, b = gaussian(40, 6, seed=8), gaussian(30, 6, seed=9, shift=0.3)
+    rng, values = np.random.default_rng(5), []
+    for _ in range(4):
+        i, j = rng.choice(40, 10, replace=False), rng.choice(30, 10, replace=False)
+        values.append(M.mmd2_unbiased(a[i], b[j]))
+    got = M.kid_from_features(a, b, num_subsets=4, subset_size=10, seed=5)
+    assert got == pytest.approx((np.mean(values), np.std(values)), rel=1e-9)
+
+
 def test_kid_is_unbiased_and_grows_with_a_shift():
     a = gaussian(600, 16, seed=6)
-    kid = lambda shift: M.kid_from_features(a, gaussian(600, 16, seed=7, shift=shift), 50, 300)
+    kid = lambda shift: M.kid_from_features(a, gaussian(600, 16, seed=7, shift=shift), 10, 200)
     same, same_std = kid(0.0)
-    assert abs(same) < max(3 * same_std, 1e-3)  # the unbiased estimator centres on 0
-    values = [kid(s)[0] for s in (0.0, 0.25, 0.5, 1.0)]
-    assert values == sorted(values) and values[1] > 10 * abs(same)
-    # the biased estimator (diagonal kept) would be clearly positive for the same sample sizes
-    assert M.kid_from_features(a, a, num_subsets=5, subset_size=300)[0] < 0.01
+    # the unbiased estimator centres on 0; keeping the kernel diagonal would add ~2 E[k(x,x)] / m
+    bias = 2 * np.mean((np.sum(a**2, 1) / 16 + 1) ** 3) / 200
+    assert abs(same) < min(3 * same_std, 0.2 * bias)
+    values = [same] + [kid(s)[0] for s in (0.25, 0.5, 1.0)]
+    assert values == sorted(values) and values[1] > 20 * abs(same)
 
 
 def test_inception_score_of_uniform_predictions_is_one():
@@ -143,23 +155,24 @@ def test_model_file_and_layer_spec(tmp_path):
 def test_inception_is_built_from_keras_with_its_preprocessing(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_inception(include_top=True, weights="imagenet", pooling=None, **kw):
-        seen.update(include_top=include_top, weights=weights)
-        inp = keras.Input((299, 299, 3))
+    def fake_inception(include_top=True, weights="imagenet", input_shape=None, pooling=None):
+        seen.update(include_top=include_top, weights=weights, shape=input_shape)
+        inp = keras.Input(input_shape or (None, None, 3))  # as Keras: free size without top
         out = keras.layers.GlobalAveragePooling2D()(inp)
         return keras.Model(inp, keras.layers.Softmax()(out) if include_top else out)
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(keras.applications, "InceptionV3", fake_inception)
     ext = M.FeatureExtractor("inception")
-    assert seen == {"include_top": False, "weights": "imagenet"}
+    assert seen == {"include_top": False, "weights": "imagenet", "shape": (299, 299, 3)}
+    assert ext.input_size == (299, 299)
     feats = ext(np.zeros((2, 32, 32, 3), np.float32))  # resized to 299, mapped to [-1, 1]
     assert feats.shape == (2, 3) and np.allclose(feats, 0.0, atol=1e-6)
     cached = tmp_path / "models" / M.INCEPTION_FILES["probs"]
     cached.parent.mkdir()
     cached.write_bytes(b"x")
     probs = M.FeatureExtractor("inception", output="probs")(random_images(4, seed=0))
-    assert seen == {"include_top": True, "weights": str(cached)}
+    assert seen == {"include_top": True, "weights": str(cached), "shape": (299, 299, 3)}
     assert np.allclose(probs.sum(1), 1.0)
 
 
@@ -213,7 +226,7 @@ def test_cli_fid_kid_is_on_png_folders(tmp_path, capsys):
 
 
 def toy_domains(n, seed, size=16):
-    """A: dark images with a bright blob; B = the true mapping of A (negative: bright, dark blob)."""
+    """A: dark images with a bright blob; B = the true mapping of A, its negative."""
     rng = np.random.default_rng(seed)
     a = np.full((n, size, size, 3), -0.8, np.float32)
     for img, (r, c) in zip(a, rng.integers(2, size - 6, size=(n, 2))):
@@ -227,13 +240,16 @@ def test_translation_score_perfect_translator_vs_identity():
     _, real_B = toy_domains(64, seed=1)
     test_A, _ = toy_domains(24, seed=2)
     _, test_B = toy_domains(24, seed=3)
-    kw = dict(real_A=real_A, real_B=real_B, test_A=test_A, test_B=test_B, epochs=6, size=16)
+    clf = M.train_domain_classifier(real_A, real_B, epochs=6, size=16)  # trained once, reused
+    kw = dict(real_A=real_A, real_B=real_B, test_A=test_A, test_B=test_B, classifier=clf)
     perfect = M.translation_score(lambda x: -x, lambda x: -x, **kw)
     assert perfect["classifier_accuracy"] >= 0.95 and perfect["test_accuracy"] >= 0.95
     assert perfect["a_to_b"] >= 0.9 and perfect["b_to_a"] >= 0.9
     identity = M.translation_score(lambda x: x, lambda x: x, **kw)
     assert identity["a_to_b"] <= 0.1 and identity["b_to_a"] <= 0.1
     assert identity["translation_score"] <= 0.1 < 0.9 <= perfect["translation_score"]
+    one_way = M.translation_score(keras.layers.Lambda(lambda x: -x), None, **kw)
+    assert "b_to_a" not in one_way and one_way["translation_score"] == one_way["a_to_b"]
 
 
 def test_cli_translation_on_folders(tmp_path):

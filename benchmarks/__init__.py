@@ -1,0 +1,1 @@
+"""Benchmarks of keras_gans (not tests): ``python -m benchmarks.cyclegan``, ``benchmarks.input_pipeline``."""

@@ -1,0 +1,576 @@
+"""ISIC dermoscopy images (melanoma vs nevus) for the skin-lesion GANs, in [-1, 1].
+
+The report trained its GANs on ISIC Archive images, "preprocessed": duplicates and images with
+stickers removed (23,905 -> 23,345), resized to 32, 64 or 128 pixels. :func:`load_isic` reads any of
+these layouts (images in the folder itself, in an ``images/`` sub-folder, or anywhere below it):
+
+* an ``isic-cli`` export (``isic image download DIR``): ``ISIC_xxxxxxx.JPG`` plus ``metadata.csv``
+  with ``isic_id``, ``lesion_id`` and the diagnosis columns ``diagnosis_1`` .. ``diagnosis_5``
+  (``diagnosis_3`` holds "Nevus", "Melanoma Invasive", ...); older exports have ``diagnosis`` and
+  ``benign_malignant``;
+* HAM10000: ``HAM10000_metadata.csv`` with ``lesion_id``, ``image_id``, ``dx`` (mel, nv, bcc, ...);
+* a plain ``image_id,diagnosis`` CSV such as ``labels.csv`` (any ``*.csv`` with an id column and a
+  diagnosis column, including the one-hot ``MEL``, ``NV``, ... challenge ground truth);
+* no CSV at all: one sub-folder per class (``melanoma/``, ``nevus/``), as ``ImageFolder`` reads it.
+
+Diagnoses map to ``melanoma``, ``nevus`` or ``other`` (:data:`DIAGNOSIS_MAP`, then keywords); the
+most specific column that names melanoma or nevus wins. Preprocessing follows the report: one image
+per ``lesion_id`` (HAM10000 and the archive photograph a lesion several times), no two images with
+the same decoded pixels, a centre crop to a square (lesions keep their shape; stretching would
+distort the asymmetry that marks a melanoma), bilinear resize, scaling to ``value_range``. The
+decoded uint8 arrays are cached in ``cache_root()/cache/isic_<key>.npz``, keyed by the folder,
+size, classes and the file list with sizes and mtimes, so a second run starts at once and an edited
+folder is re-read.
+
+Without data, :func:`make_lesion_sample` draws a deterministic synthetic sample (dark, irregular,
+asymmetric, multi-coloured "melanomas"; small, round, uniform brown "nevi"), so every entry point
+runs offline. :func:`download_isic` fetches real images through the optional ``isic-cli`` client.
+"""
+
+import csv
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from data_loaders.download import DownloadError, cache_root
+from data_loaders.images import (
+    IMAGE_EXTENSIONS,
+    BadImageError,
+    NoImagesError,
+    SkipReport,
+    open_rgb,
+)
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("melanoma", "nevus")
+SAMPLE_N_PER_CLASS = 160
+SAMPLE_N_OTHER = 16
+CACHE_VERSION = 1
+
+# Diagnosis strings of ISIC (archive v2 ``diagnosis_1..5``, older ``diagnosis``), HAM10000 / ISIC
+# 2018 (``dx``) and ISIC 2019 (one-hot columns), lower-cased; anything else goes by keywords.
+DIAGNOSIS_MAP = {
+    "mel": "melanoma",
+    "melanoma": "melanoma",
+    "melanoma invasive": "melanoma",
+    "melanoma in situ": "melanoma",
+    "melanoma, nos": "melanoma",
+    "melanoma metastasis": "melanoma",
+    "malignant melanocytic proliferations (melanoma)": "melanoma",
+    "nv": "nevus",
+    "nevus": "nevus",
+    "naevus": "nevus",
+    "melanocytic nevus": "nevus",
+    "nevi": "nevus",
+    "bcc": "other",
+    "basal cell carcinoma": "other",
+    "bkl": "other",
+    "pigmented benign keratosis": "other",
+    "seborrheic keratosis": "other",
+    "solar lentigo": "other",
+    "lichenoid keratosis": "other",
+    "akiec": "other",
+    "ak": "other",
+    "actinic keratosis": "other",
+    "scc": "other",
+    "squamous cell carcinoma": "other",
+    "df": "other",
+    "dermatofibroma": "other",
+    "vasc": "other",
+    "vascular lesion": "other",
+    "benign": "other",
+    "malignant": "other",
+}
+UNKNOWN = {"", "unk", "unknown", "nan", "none", "na", "n/a", "indeterminate", "0", "0.0"}
+ID_COLUMNS = ("isic_id", "image_id", "image", "image_name", "id", "filename", "file")
+# From the most to the least specific; "label" / "class" cover hand-made CSVs.
+DIAGNOSIS_COLUMNS = (
+    "dx",
+    "diagnosis",
+    "diagnosis_5",
+    "diagnosis_4",
+    "diagnosis_3",
+    "diagnosis_2",
+    "diagnosis_1",
+    "label",
+    "class",
+)
+METADATA_FILES = ("HAM10000_metadata.csv", "HAM10000_metadata", "metadata.csv", "labels.csv")
+# isic-cli's query for the two classes (diagnosis_2 is the archive's second taxonomy level).
+DEFAULT_SEARCH = (
+    'diagnosis_2:"Malignant melanocytic proliferations (Melanoma)" OR '
+    'diagnosis_2:"Benign melanocytic proliferations"'
+)
+
+
+def map_diagnosis(value):
+    """``"melanoma"``, ``"nevus"``, ``"other"``, or ``None`` for an empty or unknown diagnosis."""
+    key = " ".join(str(value).strip().lower().split())
+    if key in UNKNOWN:
+        return None
+    if key in DIAGNOSIS_MAP:
+        return DIAGNOSIS_MAP[key]
+    if "melanoma" in key:
+        return "melanoma"
+    if "nevus" in key or "naevus" in key or "nevi" in key:
+        return "nevus"
+    return "other"
+
+
+@dataclass
+class IsicData:
+    """Decoded images with labels (indices into ``class_names``) and where they came from."""
+
+    images: np.ndarray  # float32 (n, h, w, c) in value_range
+    labels: np.ndarray  # int64 (n,)
+    ids: list
+    lesion_ids: list | None
+    class_names: tuple
+    root: str = ""
+    layout: str = ""
+    duplicates: list = field(default_factory=list)  # (dropped id, kept id, "pixels" | "lesion")
+    skipped: list = field(default_factory=list)  # (path, reason)
+    from_cache: bool = False
+
+    def __len__(self):
+        return len(self.ids)
+
+    def counts(self):
+        """``{class name: number of images}``."""
+        return {c: int(np.sum(self.labels == i)) for i, c in enumerate(self.class_names)}
+
+
+# --- the synthetic sample ---------------------------------------------------------------------
+def _smooth_noise(rng, size, cells):
+    """Low-frequency noise in [0, 1]: a random grid upsampled bicubically."""
+    grid = (rng.random((cells, cells)) * 255).astype(np.uint8)
+    up = Image.fromarray(grid).resize((size, size), Image.BICUBIC)
+    return np.asarray(up, np.float32) / 255.0
+
+
+def _lesion(rng, size, kind):
+    """One dermoscopy-like picture (uint8 HWC) of a ``melanoma``, ``nevus`` or ``other`` lesion."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    skin = np.array([rng.uniform(0.82, 0.95), rng.uniform(0.62, 0.76), rng.uniform(0.52, 0.66)])
+    img = skin * (0.94 + 0.08 * _smooth_noise(rng, size, 6)[..., None])
+    # The dark corners of a round dermoscope field.
+    vignette = 1 - 0.85 * np.clip((np.hypot(yy - 0.5, xx - 0.5) - 0.45) / 0.25, 0, 1)
+    cy, cx = 0.5 + rng.normal(0, 0.04, 2)
+    dy, dx = yy - cy, xx - cx
+    theta, dist = np.arctan2(dy, dx), np.hypot(dy, dx)
+    if kind == "nevus":  # small, round, symmetric, one brown
+        radius = rng.uniform(0.13, 0.22) * (1 + 0.04 * np.cos(2 * theta + rng.uniform(0, 6.3)))
+        brown = np.array([rng.uniform(0.45, 0.6), rng.uniform(0.28, 0.38), rng.uniform(0.15, 0.22)])
+        colour = brown * (0.85 + 0.15 * (dist / radius))[..., None]
+        edge = 0.012
+    elif kind == "melanoma":  # large, irregular, asymmetric, several colours
+        radius = rng.uniform(0.26, 0.38) * np.ones_like(theta)
+        for k in range(2, 7):
+            radius *= 1 + rng.uniform(0.04, 0.13) * np.cos(k * theta + rng.uniform(0, 6.3))
+        radius *= 1 + 0.25 * np.cos(theta - rng.uniform(0, 6.3))  # one lobe grows: asymmetry
+        palette = np.array(
+            [[0.12, 0.07, 0.06], [0.35, 0.18, 0.1], [0.42, 0.45, 0.6], [0.7, 0.3, 0.3]]
+        ) * rng.uniform(0.85, 1.1)
+        weights = np.stack([_smooth_noise(rng, size, 5) ** 2 for _ in palette], -1)
+        weights[..., 0] += 0.3  # mostly dark
+        colour = (weights / weights.sum(-1, keepdims=True)) @ palette
+        edge = 0.004
+    else:  # "other": a flat, waxy, light grey-brown keratosis-like patch
+        radius = rng.uniform(0.2, 0.3) * (1 + 0.1 * np.cos(3 * theta + rng.uniform(0, 6.3)))
+        colour = (
+            np.array([0.62, 0.52, 0.42]) * (0.8 + 0.4 * _smooth_noise(rng, size, 16))[..., None]
+        )
+        edge = 0.01
+    alpha = np.clip((radius - dist) / edge, 0, 1)[..., None]
+    img = (1 - alpha) * img + alpha * colour
+    if kind != "other":  # a pigment network: a faint dark grid inside the lesion
+        period = rng.uniform(0.025, 0.04)
+        net = (np.sin(yy / period * np.pi) * np.sin(xx / period * np.pi)) ** 8
+        img *= 1 - 0.18 * alpha * net[..., None]
+    if rng.random() < 0.3:  # a hair across the field
+        a, b = rng.uniform(-1, 1), rng.uniform(0.2, 0.8)
+        hair = np.abs(yy - (a * (xx - 0.5) + b)) < 0.004
+        img[hair] *= 0.35
+    img = img * vignette[..., None] + rng.normal(0, 0.012, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def make_lesion_sample(
+    root, n_per_class=SAMPLE_N_PER_CLASS, size=128, seed=0, n_other=SAMPLE_N_OTHER
+):
+    """Write the synthetic sample into ``root`` once: ``images/<id>.png`` and ``labels.csv``.
+
+    Deterministic in ``(seed, class, index)``; rewritten only if the parameters change.
+    """
+    marker = os.path.join(root, ".complete")
+    params = f"n_per_class={n_per_class} n_other={n_other} size={size} seed={seed}\n"
+    if os.path.exists(marker):
+        with open(marker) as f:
+            if f.read() == params:
+                return root
+    images = os.path.join(root, "images")
+    shutil.rmtree(images, ignore_errors=True)
+    os.makedirs(images, exist_ok=True)
+    rows = []
+    for k, (kind, n) in enumerate(
+        (("melanoma", n_per_class), ("nevus", n_per_class), ("other", n_other))
+    ):
+        for i in range(n):
+            image_id = f"{kind}_{i:04d}"
+            pixels = _lesion(np.random.default_rng([seed, k, i]), size, kind)
+            path = os.path.join(images, f"{image_id}.png")
+            Image.fromarray(pixels).save(path, compress_level=1)  # fast; made once
+            rows.append((image_id, kind))
+    with open(os.path.join(root, "labels.csv"), "w", newline="") as f:
+        csv.writer(f).writerows([("image_id", "diagnosis"), *rows])
+    with open(marker, "w") as f:
+        f.write(params)
+    return root
+
+
+def sample_root():
+    return os.path.join(cache_root(), "datasets", "isic_sample")
+
+
+# --- metadata ---------------------------------------------------------------------------------
+def _strip_ext(name):
+    stem, ext = os.path.splitext(name.strip())
+    return stem if ext.lower() in IMAGE_EXTENSIONS else name.strip()
+
+
+def _read_csv(path):
+    """``(layout, [(image_id, diagnosis, lesion_id or None)])`` or ``None`` if not a label CSV."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
+        rows = list(reader)
+    id_col = next((header[c] for c in ID_COLUMNS if c in header), None)
+    dx_cols = [header[c] for c in DIAGNOSIS_COLUMNS if c in header]
+    onehot = [header[c] for c in header if c in DIAGNOSIS_MAP and c not in DIAGNOSIS_COLUMNS]
+    if id_col is None or not (dx_cols or onehot):
+        return None
+    lesion_col = header.get("lesion_id")
+    records = []
+    for row in rows:
+        if dx_cols:
+            values = [row.get(c) or "" for c in dx_cols]
+        else:  # one-hot ground truth: the column holding a 1
+            values = [c for c in onehot if (row.get(c) or "").strip() in ("1", "1.0")]
+        labels = [map_diagnosis(v) for v in values]
+        named = [v for v, lab in zip(values, labels) if lab in CLASSES]
+        known = [v for v, lab in zip(values, labels) if lab is not None]
+        diagnosis = (named or known or [""])[0].strip()
+        lesion = (row.get(lesion_col) or "").strip() if lesion_col else ""
+        records.append((_strip_ext(row[id_col]), diagnosis, lesion or None))
+    if "isic_id" in header:
+        layout = "isic-cli"
+    elif "dx" in header:
+        layout = "ham10000"
+    else:
+        layout = "csv"
+    return layout, records
+
+
+def read_metadata(root):
+    """``(layout, records)`` from the folder's metadata CSV, or its class sub-folders."""
+    candidates = [os.path.join(root, n) for n in METADATA_FILES]
+    candidates += sorted(
+        os.path.join(root, n) for n in os.listdir(root) if n.lower().endswith(".csv")
+    )
+    for path in dict.fromkeys(candidates):
+        if os.path.isfile(path):
+            parsed = _read_csv(path)
+            if parsed is not None:
+                log.info("ISIC metadata: %s (%s layout, %d rows)", path, parsed[0], len(parsed[1]))
+                return (*parsed, path)
+            log.debug("%s has no image id and diagnosis columns; ignored", path)
+    folders = [d for d in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, d))]
+    class_dirs = [d for d in folders if map_diagnosis(d) is not None and d.lower() != "images"]
+    if class_dirs:
+        records = [
+            (os.path.join(d, os.path.splitext(f)[0]), d, None)
+            for d in class_dirs
+            for f in sorted(os.listdir(os.path.join(root, d)))
+            if f.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+        return "folders", records, None
+    raise NoImagesError(
+        f"{root}: no metadata found. Expected an isic-cli export (metadata.csv with isic_id and "
+        "diagnosis_3 / diagnosis), HAM10000 (HAM10000_metadata.csv with image_id, dx), a CSV with "
+        "image_id,diagnosis columns, or one sub-folder per class (melanoma/, nevus/)"
+    )
+
+
+def _index_images(root):
+    """``{image id: path}`` for every image file below ``root`` (ids are file stems)."""
+    index = {}
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames.sort()
+        for f in sorted(files):
+            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."):
+                stem = os.path.splitext(f)[0]
+                rel = os.path.relpath(os.path.join(dirpath, stem), root)
+                index.setdefault(stem, os.path.join(dirpath, f))
+                index.setdefault(rel, os.path.join(dirpath, f))
+    return index
+
+
+# --- decoding and caching ---------------------------------------------------------------------
+def _decode(path, size, center_crop):
+    """``(uint8 (size, size, 3), sha1 of the decoded full-resolution pixels)``."""
+    img = open_rgb(path)
+    arr = np.asarray(img)
+    digest = hashlib.sha1(str(arr.shape).encode() + arr.tobytes()).hexdigest()
+    if center_crop and img.width != img.height:
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8), digest
+
+
+def _cache_key(root, meta_path, paths, size, classes, center_crop):
+    digest = hashlib.sha1(f"v{CACHE_VERSION}|{root}|{size}|{classes}|{center_crop}".encode())
+    for p in [meta_path, *paths] if meta_path else paths:
+        st = os.stat(p)
+        digest.update(f"|{os.path.relpath(p, root)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:20]
+
+
+def _save_npz(path, **arrays):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def _decode_all(records, size, center_crop, strict, report, workers):
+    """Decode ``records`` (id, label, lesion, path); drop pixel duplicates; skip bad files."""
+
+    def work(record):
+        try:
+            return _decode(record[3], size, center_crop)
+        except BadImageError as err:
+            if strict:
+                raise
+            return err
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = list(pool.map(work, records))
+    kept, arrays, seen, duplicates, skipped = [], [], {}, [], []
+    for record, result in zip(records, results):
+        if isinstance(result, BadImageError):
+            skipped.append((record[3], str(result)))
+            report.add(record[3], result)
+            continue
+        pixels, digest = result
+        if digest in seen:
+            duplicates.append((record[0], seen[digest], "pixels"))
+            continue
+        seen[digest] = record[0]
+        kept.append(record)
+        arrays.append(pixels)
+    return kept, arrays, duplicates, skipped
+
+
+def load_isic(
+    data_dir=None,
+    img_size=64,
+    classes=CLASSES,
+    value_range=(-1.0, 1.0),
+    strict=False,
+    report=None,
+    cache=True,
+    center_crop=True,
+    workers=4,
+):
+    """Read, deduplicate, resize and scale an ISIC folder; ``data_dir=None`` is the built-in sample.
+
+    ``classes`` picks and orders the classes (``labels`` index into it; ``"other"`` may be one).
+    Unreadable images are skipped with a warning naming them (recorded in ``report``), or raise
+    :class:`BadImageError` with ``strict``. See the module docstring for layouts and preprocessing.
+    """
+    classes = tuple(classes)
+    unknown = [c for c in classes if c not in (*CLASSES, "other")]
+    if unknown:
+        raise ValueError(f"unknown class(es) {unknown}: choose from melanoma, nevus, other")
+    report = report if report is not None else SkipReport()
+    root = (
+        os.path.abspath(os.path.expanduser(data_dir))
+        if data_dir
+        else make_lesion_sample(sample_root())
+    )
+    if not os.path.isdir(root):
+        raise NoImagesError(f"ISIC folder not found: {root}")
+    layout, records, meta_path = read_metadata(root)
+    index = _index_images(root)
+    wanted, missing, lesions_seen, duplicates = [], [], {}, []
+    for image_id, diagnosis, lesion in sorted(records, key=lambda r: r[0]):
+        label = map_diagnosis(diagnosis) or "other"
+        if label not in classes:
+            continue
+        path = index.get(image_id)
+        if path is None:
+            missing.append(image_id)
+        elif lesion and lesion in lesions_seen:  # one image per lesion, the first by id
+            duplicates.append((image_id, lesions_seen[lesion], "lesion"))
+        else:
+            if lesion:
+                lesions_seen[lesion] = image_id
+            wanted.append((image_id, classes.index(label), lesion, path))
+    if missing:
+        log.warning(
+            "%d image(s) listed in the metadata have no file in %s (first: %s)",
+            len(missing),
+            root,
+            ", ".join(missing[:5]),
+        )
+    if not wanted:
+        raise NoImagesError(f"{root}: no image of the classes {', '.join(classes)} was found")
+    key = _cache_key(root, meta_path, [w[3] for w in wanted], img_size, classes, center_crop)
+    cache_path = os.path.join(cache_root(), "cache", f"isic_{key}.npz")
+    from_cache = cache and os.path.exists(cache_path)
+    if from_cache:
+        with np.load(cache_path, allow_pickle=False) as z:
+            pixels, labels, ids = z["images"], z["labels"], [str(s) for s in z["ids"]]
+            lesion_ids = [str(s) or None for s in z["lesion_ids"]]
+            pixel_dups = [tuple(str(v) for v in row) for row in z["duplicates"]]
+            skipped = [tuple(str(v) for v in row) for row in z["skipped"]]
+        for path, reason in skipped:
+            if strict:
+                raise BadImageError(reason)
+            report.add(path, reason)
+        log.info("ISIC: %d images from the cache %s", len(ids), cache_path)
+    else:
+        kept, arrays, pixel_dups, skipped = _decode_all(
+            wanted, img_size, center_crop, strict, report, workers
+        )
+        if not arrays:
+            raise NoImagesError(f"{root}: none of the {len(wanted)} image(s) could be decoded")
+        pixels = np.stack(arrays)
+        labels = np.array([k[1] for k in kept], np.int64)
+        ids = [k[0] for k in kept]
+        lesion_ids = [k[2] for k in kept]
+        if cache:
+            _save_npz(
+                cache_path,
+                images=pixels,
+                labels=labels,
+                ids=np.array(ids, dtype=str),
+                lesion_ids=np.array([v or "" for v in lesion_ids], dtype=str),
+                duplicates=np.array(pixel_dups, dtype=str).reshape(-1, 3),
+                skipped=np.array(skipped, dtype=str).reshape(-1, 2),
+            )
+    duplicates += pixel_dups
+    if duplicates:
+        log.info("ISIC: dropped %d duplicate(s) (same lesion or same pixels)", len(duplicates))
+    lo, hi = value_range
+    images = pixels.astype(np.float32) / 255.0 * (hi - lo) + lo
+    return IsicData(
+        images=images,
+        labels=np.asarray(labels, np.int64),
+        ids=ids,
+        lesion_ids=lesion_ids if any(lesion_ids) else None,
+        class_names=classes,
+        root=root,
+        layout=layout,
+        duplicates=duplicates,
+        skipped=skipped,
+        from_cache=bool(from_cache),
+    )
+
+
+# --- download and pipelines -------------------------------------------------------------------
+def download_isic(dest, search=DEFAULT_SEARCH, limit=0, executable="isic", timeout=None):
+    """Fetch images and ``metadata.csv`` into ``dest`` with ``isic image download``; returns it.
+
+    Needs the optional ``isic-cli`` client (``pip install "keras_gans[isic]"``) and the network;
+    otherwise raises :class:`DownloadError` saying how to get the data by hand.
+    """
+    dest = os.path.abspath(os.path.expanduser(dest))
+    hint = (
+        f"Get the images by hand: install the ISIC client (pip install isic-cli) and run "
+        f"`isic image download --search '{search}' {dest}` on a machine with internet, or put "
+        f"HAM10000 (HAM10000_metadata.csv + images) or a folder with labels.csv "
+        f"(image_id,diagnosis) "
+        f"there, then pass --data-dir {dest}."
+    )
+    exe = shutil.which(executable)
+    if exe is None:
+        raise DownloadError(
+            f"the `{executable}` command (package isic-cli) is not installed. {hint}"
+        )
+    cmd = [exe, "image", "download", "--search", search]
+    if limit:
+        cmd += ["--limit", str(int(limit))]
+    os.makedirs(dest, exist_ok=True)
+    try:
+        result = subprocess.run(cmd + [dest], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise DownloadError(f"`{' '.join(cmd)}` failed ({err}). {hint}") from err
+    if result.returncode != 0 or not os.path.exists(os.path.join(dest, "metadata.csv")):
+        tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
+        raise DownloadError(
+            f"`isic image download` failed (exit {result.returncode}: {' | '.join(tail)}). "
+            f"Offline? {hint}"
+        )
+    return dest
+
+
+def resolve_isic(dataset="sample", data_dir=None):
+    """The folder to read: ``data_dir``, ``None`` for the sample, or the cached ISIC download."""
+    if data_dir:
+        return data_dir
+    if dataset == "sample":
+        return None
+    if dataset != "isic":
+        raise ValueError(f"unknown dataset {dataset!r}: use 'sample', 'isic' or --data-dir DIR")
+    root = os.path.join(cache_root(), "datasets", "isic")
+    if not os.path.exists(os.path.join(root, "metadata.csv")):
+        download_isic(root)
+    return root
+
+
+def unconditional_dataset(images, batch_size, seed=None, epoch=0, skip_batches=0, labels=None):
+    """One epoch of shuffled ``batch_size`` batches (``(images, labels)`` if labels are given).
+
+    The order is a pure function of ``(seed, epoch)``; the last partial batch is dropped, and
+    ``skip_batches`` resumes mid-epoch. Batches are gathered from the NumPy array, not copied into
+    the graph, so a large dataset costs no extra memory.
+    """
+    n = len(images) // batch_size * batch_size
+    order = np.random.default_rng([0 if seed is None else seed, epoch]).permutation(len(images))[:n]
+    order = order.reshape(-1, batch_size)[skip_batches:]
+    shape = (batch_size, *images.shape[1:])
+
+    def gather(idx):
+        out = [images[idx]] + ([labels[idx]] if labels is not None else [])
+        return tuple(out)
+
+    types = [tf.as_dtype(images.dtype)] + (
+        [tf.as_dtype(labels.dtype)] if labels is not None else []
+    )
+
+    def fetch(idx):
+        out = tf.numpy_function(gather, [idx], types)
+        out[0].set_shape(shape)
+        if labels is not None:
+            out[1].set_shape((batch_size,))
+            return out[0], out[1]
+        return out[0]
+
+    ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
+    return ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE
+    )

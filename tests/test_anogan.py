@@ -1,0 +1,172 @@
+"""AnoGAN: the latent search (only z moves, the score falls, images independent), evaluation, CLI."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_gans import anogan
+from keras_gans.anogan import AnoGAN
+from keras_gans.dcgan import build_discriminator, build_generator
+from tests.helpers import assert_weights_unchanged, snapshot
+
+LATENT = 8
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A tiny untrained DCGAN pair at 16x16x1 (the search does not care whether G is trained)."""
+    g = build_generator(latent_dim=LATENT, img_size=16, channels=1, base_filters=4)
+    d = build_discriminator(img_size=16, channels=1, base_filters=4)
+    return g, d
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 16, 16, 1)).astype(np.float32)
+
+
+def test_search_moves_z_only_and_the_score_falls(pair):
+    g, d = pair
+    before = snapshot(g, d)
+    search = AnoGAN(g, d, iterations=25, learning_rate=0.05, batch_size=4)
+    result = search.score(_images(6), seed=3, progress=False)
+    assert_weights_unchanged(before, [g, d])  # G, D (and BN moving statistics) fixed
+    np.testing.assert_array_equal(result["z_init"], search.sample_z(6, seed=3))
+    assert np.all(np.abs(result["z"] - result["z_init"]).max(axis=1) > 1e-3)  # every z moved
+    history = result["history"]
+    assert history.shape == (25, 6)
+    assert np.all(history[-1] < history[0])  # every image's loss fell
+    assert np.all(result["anomaly_score"] <= history[0])
+    assert np.mean(np.diff(history, axis=0) <= 1e-3) > 0.9  # and mostly step by step
+
+
+def test_outputs_are_consistent(pair):
+    g, d = pair
+    search = AnoGAN(g, d, lambda_=0.1, iterations=3)
+    x = _images(3)
+    r = search.score(x, seed=0, progress=False)
+    assert search.feature_layer == "discriminator_lrelu2"  # the deepest conv activation
+    assert r["reconstruction"].shape == r["anomaly_map"].shape == x.shape
+    np.testing.assert_allclose(r["anomaly_map"], np.abs(x - r["reconstruction"]), atol=1e-6)
+    np.testing.assert_allclose(r["residual_score"], r["anomaly_map"].sum(axis=(1, 2, 3)), rtol=1e-4)
+    # Eq. 6: (1 - lambda) R + lambda D, taken at z_Gamma, the z returned
+    expected = 0.9 * r["residual_score"] + 0.1 * r["discrimination_score"]
+    np.testing.assert_allclose(r["anomaly_score"], expected, rtol=1e-5)
+    np.testing.assert_allclose(g(r["z"], training=False), r["reconstruction"], atol=1e-5)
+    f = search.features
+    direct = np.abs(np.asarray(f(x)) - np.asarray(f(r["reconstruction"]))).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(r["discrimination_score"], direct, rtol=1e-4)
+
+
+def test_images_do_not_interact(pair):
+    """A batch of 5 in chunks of 2 (the last one padded) scores as each image alone would."""
+    g, d = pair
+    x = _images(5, seed=1)
+    chunked = AnoGAN(g, d, iterations=10, batch_size=2).score(x, seed=7, progress=False)
+    whole = AnoGAN(g, d, iterations=10, batch_size=5).score(x, seed=7, progress=False)
+    alone = AnoGAN(g, d, iterations=10).score(x[:1], seed=7, progress=False)
+    for key in ("anomaly_score", "residual_score", "discrimination_score"):
+        np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-4)
+    np.testing.assert_allclose(alone["anomaly_score"], whole["anomaly_score"][:1], rtol=1e-4)
+
+
+def test_feature_layer_by_name_and_bad_inputs(pair):
+    g, d = pair
+    assert AnoGAN(g, d, feature_layer="discriminator_lrelu1").features.output.shape[1:] == (8, 8, 4)
+    with pytest.raises(ValueError, match="no layer 'nope'.*discriminator_lrelu1"):
+        AnoGAN(g, d, feature_layer="nope")
+    with pytest.raises(ValueError, match="lambda_"):
+        AnoGAN(g, d, lambda_=1.5)
+    with pytest.raises(ValueError, match=r"\(n, 16, 16, 1\)"):
+        AnoGAN(g, d, iterations=1).score(np.zeros((2, 32, 32, 1), np.float32))
+
+
+def test_threshold_and_metrics():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([1.0, 2.0, 3.0, 6.0, 4.0, 5.0, 7.0, 8.0])
+    assert anogan.choose_threshold(labels, scores, "f1") == 4.0  # F1 8/9 at >= 4
+    assert anogan.choose_threshold(labels, scores, "youden") == 4.0  # J = 1 - 0.25
+    report = anogan.evaluate(labels, scores, labels, scores)
+    assert report["auroc_test"] == pytest.approx(14 / 16)
+    t = report["test_at_threshold"]
+    assert (t["tp"], t["fp"], t["fn"], t["tn"]) == (4, 1, 0, 3)
+    assert t["precision"] == pytest.approx(0.8) and t["recall"] == 1.0
+    with pytest.raises(ValueError, match="rule"):
+        anogan.choose_threshold(labels, scores, "best")
+
+
+def test_evaluation_splits_are_balanced_disjoint_and_seeded():
+    y = np.repeat(np.arange(10), 30)
+    x = np.arange(len(y), dtype=np.float32).reshape(-1, 1, 1, 1)
+    splits = anogan.evaluation_splits(x, y, normal=3, per_class=20, seed=0)
+    val_x, val_labels, val_classes = splits["validation"]
+    test_x, test_labels, _ = splits["test"]
+    assert (val_labels == 0).sum() == (val_labels == 1).sum() == 10 == (test_labels == 1).sum()
+    assert np.array_equal(val_labels, (val_classes != 3).astype(int))
+    assert not set(val_x.ravel()) & set(test_x.ravel())
+    again = anogan.evaluation_splits(x, y, normal=3, per_class=20, seed=0)
+    np.testing.assert_array_equal(again["test"][0], test_x)
+
+
+def _toy_folder(root, n_normal=150, n_anomalous=40):
+    """Normal: a bright bar on black; anomalous: its negative (plainly different)."""
+    rng = np.random.default_rng(0)
+    for name, n in (("normal", n_normal), ("anomalous", n_anomalous)):
+        os.makedirs(os.path.join(root, name))
+        for i in range(n):
+            img = np.zeros((32, 32), np.uint8)
+            row = rng.integers(6, 22)
+            img[row : row + 4, 4:28] = 255
+            img = 255 - img if name == "anomalous" else img
+            Image.fromarray(img).save(os.path.join(root, name, f"{i:03d}.png"))
+    return str(root)
+
+
+@pytest.mark.slow
+def test_cli_trains_scores_a_toy_set_and_rescores_from_saved_models(tmp_path):
+    """One short DCGAN training on normal images only; the negatives score high (AUROC ~ 1).
+
+    With an untrained G (output ~0) both kinds would be about as far from G(z); it is the training
+    on dark normal images that separates them.
+    """
+    data = _toy_folder(tmp_path / "toy")
+    out = str(tmp_path / "run")
+    common = ["--data-dir", data, "--normal-class", "normal", "--iterations", "20"]
+    common += ["--learning-rate", "0.05", "--eval-per-class", "12", "--seed", "0"]
+    report = anogan.main(
+        ["train", *common, "--output-dir", out, "--max-steps", "100", "--batch-size", "16"]
+        + ["--gf", "8", "--df", "8", "--latent-dim", "16", "--checkpoint-every", "0"]
+        + ["--sample-interval", "0"]
+    )
+    for name in ("scores.csv", "report.json", "roc.png", "maps.png", "models/generator.h5"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert report["auroc_test"] > 0.9 and report["auroc_validation"] > 0.9
+    assert report["counts"]["test"] == {"normal": 6, "anomalous": 6}
+    assert report["search"]["mean_loss_last_step"] < report["search"]["mean_loss_first_step"]
+    assert set(report["test_at_threshold"]) >= {"precision", "recall", "tp", "fp"}
+    with open(os.path.join(out, "report.json")) as f:
+        assert json.load(f)["normal_class"] == "normal"
+    with open(os.path.join(out, "scores.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 24 and {r["split"] for r in rows} == {"validation", "test"}
+
+    rescored = str(tmp_path / "rescored")
+    again = anogan.main(["score", *common, "--model", os.path.join(out, "models")] + [
+        "--output-dir", rescored
+    ])
+    assert again["auroc_test"] == pytest.approx(report["auroc_test"])
+    assert again["threshold"] == pytest.approx(report["threshold"], rel=1e-3)
+    assert os.path.getsize(os.path.join(rescored, "maps.png")) > 0
+
+    unlabelled = str(tmp_path / "unlabelled")
+    anogan.main(
+        ["score", "--model", os.path.join(out, "models", "generator.h5"), "--iterations", "2"]
+        + ["--input", os.path.join(data, "anomalous"), "--output-dir", unlabelled]
+        + ["--threshold", str(report["threshold"])]
+    )
+    with open(os.path.join(unlabelled, "scores.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 40 and rows[0]["file"] == "000.png" and "predicted" in rows[0]

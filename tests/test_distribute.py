@@ -1,0 +1,121 @@
+"""tf.distribute: strategy choice, precision and XLA switches, mirrored == default, multi-worker,
+and gradient accumulation == the large batch."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_loaders.sample import make_fruit_sample
+from keras_gans import distribute
+from keras_gans.cyclegan import CycleGAN
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+@pytest.fixture(scope="module")
+def fruit(tmp_path_factory):
+    return make_fruit_sample(str(tmp_path_factory.mktemp("fruit")), n_train=8, n_test=2, size=32)
+
+
+def test_get_strategy_by_name(monkeypatch, caplog):
+    assert distribute.get_strategy("default") is tf.distribute.get_strategy()
+    assert distribute.get_strategy("auto").num_replicas_in_sync == 1  # no GPU here
+    mirrored = distribute.get_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert distribute.get_strategy(mirrored) is mirrored
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.get_strategy("multiworker")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        distribute.get_strategy("horovod")
+
+
+def test_precision_and_jit_switches(fruit, tmp_path):
+    with pytest.raises(ValueError, match="needs a GPU"):
+        distribute.set_precision("mixed_float16")
+    with pytest.raises(ValueError, match="mixed-precision"):
+        distribute.set_precision("float8")
+    gan = CycleGAN(data_dir=fruit, img_rows=32, img_cols=32, gf=4, df=4, output_dir=str(tmp_path),
+                   mixed_precision="mixed_bfloat16", jit=True, checkpoint_every=0)
+    assert gan.g_AB.get_layer("g_AB_d1_conv").compute_dtype == "bfloat16"
+    assert gan.g_AB.output.dtype == "float32" and gan.d_A.output.dtype == "float32"
+    assert gan.d_A.jit_compile and gan.combined.jit_compile
+    valid = np.ones((1, 2, 2, 1), np.float32)
+    a = np.zeros((1, 32, 32, 3), np.float32)
+    logs = gan.train_step(a, a, valid, 0 * valid)
+    assert all(np.isfinite(v) for v in logs.values())
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mirrored_on_two_cpus_equals_default(fruit, tmp_path):
+    subprocess.run([sys.executable, os.path.join(HERE, "distributed_run.py"), "mirrored", fruit,
+                    str(tmp_path)], check=True, cwd=ROOT, timeout=600)
+    with open(tmp_path / "result.json") as f:
+        result = json.load(f)
+    assert result["replicas"] == [1, 2]
+    assert result["moved"] > 1e-4  # training happened
+    assert result["loss_diff"] < 1e-4 and result["weight_diff"] < 1e-4, result
+
+
+@pytest.mark.multiprocess
+def test_two_workers_on_localhost_end_with_identical_weights(fruit, tmp_path):
+    command = [sys.executable, os.path.join(HERE, "distributed_run.py"), "worker", fruit, str(tmp_path)]
+    codes = distribute.launch_local(command, n_workers=2, timeout=400, log_dir=str(tmp_path / "logs"))
+    logs = {p: open(p).read()[-2000:] for p in glob.glob(str(tmp_path / "logs" / "*.log"))}
+    assert codes == [0, 0], logs
+    w0, w1 = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    assert len(w0.files) > 10
+    for key in w0.files:
+        np.testing.assert_array_equal(w0[key], w1[key])
+    assert (tmp_path / "run" / "models" / "g_AB.h5").exists()  # written by the chief
+
+
+@pytest.mark.multiprocess
+def test_a_failing_worker_stops_the_run(fruit, tmp_path):
+    command = [sys.executable, os.path.join(HERE, "distributed_run.py"), "worker", fruit, str(tmp_path)]
+    env = dict(os.environ, FAIL_WORKER="1")
+    codes = distribute.launch_local(command, n_workers=2, timeout=300, env=env)
+    assert codes[1] == 3 and codes[0] != 0  # the healthy peer was stopped, not left waiting
+    assert not (tmp_path / "worker0.npz").exists()
+
+
+def test_gradient_accumulation_equals_the_large_batch(fruit, tmp_path):
+    runs = {}
+    for accumulate in (1, 2):
+        gan = CycleGAN(data_dir=fruit, img_rows=32, img_cols=32, gf=4, df=4, seed=0,
+                       output_dir=str(tmp_path / str(accumulate)), accumulate=accumulate,
+                       checkpoint_every=0)
+        if accumulate == 2:
+            for src, dst in zip(runs[1]["init"], snapshot_models(gan)):
+                dst.assign(src)
+        init = [np.array(w.numpy()) for w in snapshot_models(gan)]
+        batches = list(gan.data_loader.train.dataset(4, seed=0, epoch=0).as_numpy_iterator())
+        valid = np.ones((4, 2, 2, 1), np.float32)
+        for a, b in batches[:2]:
+            gan.train_step(a, b, valid, 0 * valid)
+        runs[accumulate] = {"init": init, "final": [w.numpy() for w in snapshot_models(gan)],
+                            "iterations": int(gan.combined.optimizer.iterations.numpy())}
+    moved = max(np.abs(a - b).max() for a, b in zip(runs[1]["init"], runs[1]["final"]))
+    diff = max(np.abs(a - b).max() for a, b in zip(runs[1]["final"], runs[2]["final"]))
+    assert moved > 1e-4 and diff < 1e-5, (moved, diff)
+    assert runs[1]["iterations"] == runs[2]["iterations"] == 2  # optimizer steps, not micro-steps
+
+
+def snapshot_models(gan):
+    return [w for m in (gan.g_AB, gan.g_BA, gan.d_A, gan.d_B) for w in m.weights]
+
+
+def test_launch_cli_reports_exit_codes(tmp_path):
+    code = subprocess.run([sys.executable, "-m", "keras_gans.distribute", "launch", "--workers", "2",
+                           "--", sys.executable, "-c", "import os, json; "
+                           "assert json.loads(os.environ['TF_CONFIG'])['task']['type'] == 'worker'"],
+                          cwd=ROOT, timeout=120).returncode
+    assert code == 0

@@ -1,0 +1,165 @@
+"""Reliability: resume after SIGKILL, damaged checkpoints, bad data, NaN losses, bad model files."""
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from data_loaders.images import BadImageError, NoImagesError
+from data_loaders.sample import make_fruit_sample
+from keras_gans import load_model
+from keras_gans.cyclegan import CycleGAN
+from keras_gans.training import DivergenceError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def fruit(tmp_path_factory):
+    return make_fruit_sample(str(tmp_path_factory.mktemp("fruit")), n_train=8, n_test=2, size=32)
+
+
+def tiny(data, out, **kw):
+    kw.setdefault("checkpoint_every", 2)
+    return CycleGAN(data_dir=data, img_rows=32, img_cols=32, gf=4, df=4, output_dir=str(out),
+                    seed=0, **kw)
+
+
+def _cli(data, out):
+    return [sys.executable, "-m", "keras_gans.cyclegan", "--data-dir", data, "--img-size", "32",
+            "--gf", "4", "--df", "4", "--epochs", "3", "--batch-size", "2", "--checkpoint-every",
+            "2", "--seed", "0", "--deterministic", "--sample-interval", "1000", "--output-dir",
+            str(out)]
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_matches_an_uninterrupted_run(fruit, tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    subprocess.run(_cli(fruit, tmp_path / "ref"), check=True, cwd=ROOT, env=env, timeout=600,
+                   capture_output=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(fruit, out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["step"] >= 2:
+            time.sleep(random.uniform(0.0, 0.5))
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state.read_text())["step"]
+    assert killed_at < 12
+    subprocess.run(_cli(fruit, out), check=True, cwd=ROOT, env=env, timeout=600, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 12 and summary["epochs"] == 3
+    steps = [int(line.split(",")[0]) for line in (out / "losses.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 13))  # no step lost or logged twice
+    for name in ("g_AB", "g_BA", "d_A", "d_B"):
+        ref = load_model(str(tmp_path / "ref" / "models" / f"{name}.h5"))
+        got = load_model(str(out / "models" / f"{name}.h5"))
+        for a, b in zip(ref.weights, got.weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=f"{name} {a.path}")
+
+
+def test_resume_continues_from_the_exact_step(fruit, tmp_path):
+    gan = tiny(fruit, tmp_path)
+    gan.train(epochs=1, batch_size=2, sample_interval=1000, max_steps=3)  # checkpoint at 2 and 3
+    again = tiny(fruit, tmp_path)
+    assert again.restore_checkpoint() and (again.step, again.epoch, again.batch_in_epoch) == (3, 0, 3)
+    for a, b in zip(gan.g_AB.weights, again.g_AB.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    opt_a, opt_b = gan.combined.optimizer, again.combined.optimizer
+    assert int(opt_b.iterations.numpy()) == int(opt_a.iterations.numpy()) == 3
+    for a, b in zip(opt_a.variables, opt_b.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    fresh = tiny(fruit, tmp_path, resume=False)
+    assert not fresh.restore_checkpoint() and fresh.step == 0
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(fruit, tmp_path, caplog):
+    tiny(fruit, tmp_path).train(epochs=1, batch_size=2, sample_interval=1000, max_steps=4)
+    data = sorted((tmp_path / "checkpoints").glob("ckpt-4.data-*"))
+    assert data, os.listdir(tmp_path / "checkpoints")
+    data[0].write_bytes(data[0].read_bytes()[:100])
+    gan = tiny(fruit, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert gan.restore_checkpoint()
+    assert gan.step == 2 and "ckpt-4" in caplog.text
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fruit, tmp_path):
+    gan = tiny(fruit, tmp_path)
+    real_step = gan.train_step
+
+    def poisoned(*args):
+        logs = real_step(*args)
+        if gan.step == 2:  # the third step diverges
+            logs["G_loss"] = float("nan")
+        return logs
+
+    gan.train_step = poisoned
+    with pytest.raises(DivergenceError, match=r"step 3.*G_loss=nan.*ckpt-2"):
+        gan.train(epochs=2, batch_size=2, sample_interval=1000)
+    again = tiny(fruit, tmp_path)
+    assert again.restore_checkpoint() and again.step == 2
+    assert all(np.isfinite(w.numpy()).all() for w in again.g_AB.weights)
+
+
+def test_a_real_nan_diverges_before_any_checkpoint(fruit, tmp_path):
+    gan = tiny(fruit, tmp_path, checkpoint_every=0)
+    gan.combined.optimizer.learning_rate.assign(float("inf"))
+    with pytest.raises(DivergenceError, match="no checkpoint had been written"):
+        gan.train(epochs=2, batch_size=2, sample_interval=1000)
+
+
+def test_rollback_on_nan_halves_the_learning_rate_and_finishes(fruit, tmp_path):
+    gan = tiny(fruit, tmp_path, on_nan="rollback")
+    real_step, poisoned_once = gan.train_step, []
+
+    def poisoned(*args):
+        logs = real_step(*args)
+        if gan.step == 2 and not poisoned_once:
+            poisoned_once.append(True)
+            logs["D_loss"] = float("inf")
+        return logs
+
+    gan.train_step = poisoned
+    summary = gan.train(epochs=2, batch_size=2, sample_interval=1000)
+    assert summary["steps"] == 8 and poisoned_once
+    assert float(gan.combined.optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+
+
+def test_broken_files_are_skipped_named_and_counted(tmp_path, caplog):
+    root = make_fruit_sample(str(tmp_path / "data"), n_train=6, n_test=2, size=32)
+    (tmp_path / "data" / "trainA" / "zero.png").write_bytes(b"")
+    (tmp_path / "data" / "trainA" / "notes.jpg").write_text("this is not a JPEG")
+    good = (tmp_path / "data" / "trainA" / "apple_0000.png").read_bytes()
+    (tmp_path / "data" / "trainA" / "cut.png").write_bytes(good[: len(good) // 3])
+    with caplog.at_level(logging.WARNING):
+        gan = tiny(root, tmp_path / "out", checkpoint_every=0)
+        summary = gan.train(epochs=3, batch_size=1, sample_interval=1000)
+    assert summary["skipped_files"] == 3
+    assert {os.path.basename(p) for p, _ in summary["skipped"]} == {"zero.png", "notes.jpg", "cut.png"}
+    for name in ("zero.png", "notes.jpg", "cut.png"):
+        assert name in caplog.text
+    strict = tiny(root, tmp_path / "strict", checkpoint_every=0, strict=True)
+    with pytest.raises(BadImageError):
+        strict.train(epochs=3, batch_size=1, sample_interval=1000)
+
+
+def test_a_folder_without_usable_images_is_a_clear_error(tmp_path):
+    for split in ("trainA", "trainB"):
+        (tmp_path / split).mkdir()
+    (tmp_path / "trainA" / "readme.txt").write_text("no images")
+    with pytest.raises(NoImagesError, match="trainA"):
+        tiny(str(tmp_path), tmp_path / "out")
