@@ -1,1 +1,2 @@
-"""Benchmarks of keras_gans (not tests): ``python -m benchmarks.cyclegan``, ``benchmarks.input_pipeline``."""
+"""Benchmarks of keras_gans, not tests: ``python -m benchmarks.cyclegan`` and
+``python -m benchmarks.input_pipeline``; see ``benchmarks/README.md``."""

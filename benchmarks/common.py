@@ -6,9 +6,9 @@ Conventions (also in ``benchmarks/README.md``):
   ``2 * kh * kw * (cin / groups) * cout * H_out * W_out``, ``Conv2DTranspose``
   ``2 * kh * kw * cin * cout * H_in * W_in``, ``Dense`` ``2 * in * out`` per position. Bias adds,
   activations, normalization, up-sampling and concatenation are memory-bound and not counted (about
-  1% of a CycleGAN's FLOPs). Training FLOPs are derived from forward FLOPs ``F``: a path whose weights
-  are trained costs ``3F`` (forward, input gradients, weight gradients), a frozen network that gradients
-  pass through costs ``2F`` (forward, input gradients), an inference call ``F``.
+  1% of a CycleGAN's FLOPs). Training FLOPs are derived from forward FLOPs ``F``: a path whose
+  weights are trained costs ``3F`` (forward, input gradients, weight gradients), a frozen network
+  that gradients pass through ``2F`` (forward, input gradients), an inference call ``F``.
 * **Memory** is resident set size (RSS), the only number that includes TensorFlow's allocator (which
   ``tracemalloc`` does not see): sampled every few milliseconds from ``psutil`` if installed, else
   ``/proc/self/statm``; ``ru_maxrss`` gives the process-wide peak.
@@ -32,8 +32,8 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 def matmul_gflops(n=2048, repeats=5, dtype="float32", seconds=0.5):
     """Dense ``n x n`` matmul rate of this machine in GFLOP/s (median of ``repeats`` timed blocks).
 
-    Runs on TensorFlow's default device (the GPU if there is one) with its default thread pools, i.e.
-    what the training step gets. Each block runs about ``seconds``.
+    Runs on TensorFlow's default device (the GPU if there is one) with its default thread pools,
+    i.e. what the training step gets. Each block runs about ``seconds``.
     """
     import tensorflow as tf
 
@@ -79,7 +79,9 @@ def machine_info():
     return {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_average": [round(x, 2) for x in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
         "gpus": gpus,
         "device": gpus[0] if gpus else f"CPU ({os.cpu_count()} cores): {cpu}",
         "python": sys.version.split()[0],
@@ -87,6 +89,19 @@ def machine_info():
         "keras": keras.__version__,
         "platform": platform.platform(),
     }
+
+
+def source_digests(*modules):
+    """``{module: sha256 of its file, first 12 hex}``: which code the numbers were measured on."""
+    import hashlib
+    import importlib
+
+    out = {}
+    for name in modules:
+        path = importlib.import_module(name).__file__
+        with open(path, "rb") as f:
+            out[name] = hashlib.sha256(f.read()).hexdigest()[:12]
+    return out
 
 
 # --- memory --------------------------------------------------------------------------------------
@@ -109,14 +124,16 @@ def rss_mb():
 def max_rss_mb():
     """Peak resident set size of this process so far in MiB (``ru_maxrss``)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+    return (
+        peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    )  # bytes on macOS, KiB on Linux
 
 
 class PeakMemory:
-    """Context manager sampling RSS in a thread: ``start_mb``, ``peak_mb``, ``growth_mb`` after exit.
+    """Context manager sampling RSS in a thread; ``start_mb``, ``peak_mb``, ``growth_mb`` after it.
 
-    A sampler is needed because ``ru_maxrss`` only ever grows over the whole process, so it cannot tell
-    one measured section from the next.
+    A sampler is needed because ``ru_maxrss`` only ever grows over the whole process, so it cannot
+    tell one measured section from the next.
     """
 
     def __init__(self, interval=0.005):
@@ -167,7 +184,9 @@ def layer_flops(layer):
     if isinstance(layer, (layers.SeparableConv2D, layers.SeparableConv1D)):
         in_ch = layer.input.shape[-1]
         out_shape = layer.output.shape
-        depth = 2 * _prod(layer.kernel_size) * in_ch * layer.depth_multiplier * _prod(out_shape[1:-1])
+        depth = (
+            2 * _prod(layer.kernel_size) * in_ch * layer.depth_multiplier * _prod(out_shape[1:-1])
+        )
         point = 2 * in_ch * layer.depth_multiplier * layer.filters * _prod(out_shape[1:-1])
         return depth + point
     if isinstance(layer, (layers.DepthwiseConv2D, layers.DepthwiseConv1D)):
@@ -177,7 +196,13 @@ def layer_flops(layer):
         in_ch = layer.input.shape[-1]
         out_shape = layer.output.shape
         groups = getattr(layer, "groups", 1) or 1
-        return 2 * _prod(layer.kernel_size) * (in_ch // groups) * layer.filters * _prod(out_shape[1:-1])
+        return (
+            2
+            * _prod(layer.kernel_size)
+            * (in_ch // groups)
+            * layer.filters
+            * _prod(out_shape[1:-1])
+        )
     if isinstance(layer, layers.Dense):
         in_shape = layer.input.shape
         return 2 * in_shape[-1] * layer.units * _prod(in_shape[1:-1])
@@ -188,7 +213,7 @@ def forward_flops(model, by_layer=False):
     """Forward FLOPs of ``model`` for one sample, summed over its layers.
 
     Nested models are entered and counted once each; a sub-model called several times inside
-    ``model`` (a CycleGAN ``combined``) must be counted by the caller from the sub-models' own counts.
+    ``model`` (a CycleGAN ``combined``) must be counted by the caller from the sub-models' counts.
     With ``by_layer``, returns ``(total, {layer name: flops})``.
     """
     import keras
@@ -205,11 +230,14 @@ def forward_flops(model, by_layer=False):
 
 
 # --- timing --------------------------------------------------------------------------------------
-def time_block(step, n_steps):
-    """Seconds taken by ``n_steps`` calls of ``step()`` (each call must finish its device work)."""
+def time_block(step, batches, n_steps, offset=0):
+    """Seconds taken by ``n_steps`` calls ``step(*batches[i % len(batches)])``.
+
+    Each call must return only after its device work is done (a step that returns Python floats).
+    """
     start = time.perf_counter()
-    for _ in range(n_steps):
-        step()
+    for i in range(offset, offset + n_steps):
+        step(*batches[i % len(batches)])
     return time.perf_counter() - start
 
 
@@ -269,9 +297,13 @@ def format_table(rows, columns):
     """A plain-text table: ``columns`` is a list of ``(header, key, format)``."""
     cells = [[h for h, _, _ in columns]]
     for row in rows:
-        cells.append([fmt.format(row[k]) if row.get(k) is not None else "-" for _, k, fmt in columns])
+        cells.append(
+            [fmt.format(row[k]) if row.get(k) is not None else "-" for _, k, fmt in columns]
+        )
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in cells]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -1,16 +1,16 @@
 """``python -m benchmarks.cyclegan``: the CycleGAN training step, three ways, in one process.
 
-Variants (all on the same models built by :class:`keras_gans.cyclegan.CycleGAN` from the same seed, on
-the same random batches):
+Variants (all on models built by :class:`keras_gans.cyclegan.CycleGAN` from the same seed, on the
+same random batches):
 
 ``literal``
     The report's Keras-GAN loop ported line by line: ``g_AB.predict``, ``g_BA.predict``,
-    ``d_A.train_on_batch`` real then fake, the same for ``d_B``, then ``combined.train_on_batch``. The
-    only additions are the ``trainable`` flips without which Keras 3 would not train D at all (a
+    ``d_A.train_on_batch`` real then fake, the same for ``d_B``, then ``combined.train_on_batch``.
+    The only additions are the ``trainable`` flips without which Keras 3 would not train D at all (a
     baseline that is both wrong and falsely fast); the benchmark checks that D's kernels move.
 ``keras_gans``
-    :meth:`keras_gans.cyclegan.CycleGAN.train_step` as is (one traced call of both generators, then five
-    ``train_on_batch`` calls through :func:`keras_gans.distribute.train_on_batch`).
+    :meth:`keras_gans.cyclegan.CycleGAN.train_step` as is (one traced call of both generators, then
+    five ``train_on_batch`` calls through :func:`keras_gans.distribute.train_on_batch`).
 ``fused``
     :class:`keras_gans.fused.FusedCycleGANStep`: the same losses and update sequence as one
     ``tf.function`` (the practical ceiling of this machine for these networks).
@@ -40,7 +40,7 @@ TARGETS = {"keras_gans_vs_literal": 1.25, "keras_gans_vs_fused": 0.9}
 
 
 def stub_data_dir(root):
-    """A dataset root with one tiny image per split: ``CycleGAN`` wants one, the step never reads it."""
+    """A dataset root, one tiny image per split (the timed step never reads it)."""
     from PIL import Image
 
     for split in ("trainA", "trainB", "testA", "testB"):
@@ -130,7 +130,12 @@ def step_flops(fg, fd, variant):
 
 
 def _kernels(*models):
-    return {f"{m.name}/{w.path}": w.numpy().copy() for m in models for w in m.weights if "kernel" in w.path}
+    return {
+        f"{m.name}/{w.path}": w.numpy().copy()
+        for m in models
+        for w in m.weights
+        if "kernel" in w.path
+    }
 
 
 def check_updates(gan, step, batch):
@@ -147,6 +152,94 @@ def check_updates(gan, step, batch):
     }
 
 
+def _graph_step(model):
+    """The traced ``one_step_on_data`` behind ``model.train_on_batch`` (Keras 3, TF backend)."""
+    for cell in model.train_function.__closure__ or ():
+        if getattr(cell.cell_contents, "__name__", "") == "one_step_on_data":
+            return cell.cell_contents
+    raise RuntimeError("cannot find the traced train step of " + model.name)
+
+
+def _timed(times, name, fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    times[name] = times.get(name, 0.0) + time.perf_counter() - start
+    return out
+
+
+def _sync(logs):
+    """Wait for a traced step: read one of its logs (what ``train_on_batch`` does for all)."""
+    return float(next(iter(logs.values())))
+
+
+def _profile_calls(gan, A, B, valid, fake):
+    """One ``train_step`` done piece by piece as it runs, each piece timed."""
+    times, start = {}, time.perf_counter()
+    fake_B, fake_A = _timed(times, "translate", gan.translate, A, B)
+    for d, real, fakes in ((gan.d_A, A, fake_A), (gan.d_B, B, fake_B)):
+        _timed(times, "set_trainable flips", gan.set_trainable, d, True)
+        _timed(times, f"{d.name} real train_on_batch", gan.train_on_batch, d, real, valid)
+        _timed(times, f"{d.name} fake train_on_batch", gan.train_on_batch, d, fakes, fake)
+    _timed(times, "set_trainable flips", gan.set_trainable, gan.d_A, False)
+    _timed(times, "set_trainable flips", gan.set_trainable, gan.d_B, False)
+    targets = [valid, valid, A, B, A, B]
+    _timed(times, "combined train_on_batch", gan.train_on_batch, gan.combined, [A, B], targets)
+    times["sum of the pieces"] = time.perf_counter() - start
+    return times
+
+
+def _profile_graphs(gan, graph, A, B, valid, fake):
+    """The same traced functions called on tensors, without the ``train_on_batch`` wrapper."""
+    times, targets = {}, [valid, valid, A, B, A, B]
+
+    def translate():
+        fb, fa = gan._translate(A, B)
+        fb[0, 0, 0, 0].numpy()  # waits for the device
+        return fb, fa
+
+    fake_B, fake_A = _timed(times, "graph: translate", translate)
+    for name, x, y in (("d_A real", A, valid), ("d_A fake", fake_A, fake)):
+        _timed(times, f"graph: {name}", lambda x, y: _sync(graph["d_A"]((x, y, None))), x, y)
+    for name, x, y in (("d_B real", B, valid), ("d_B fake", fake_B, fake)):
+        _timed(times, f"graph: {name}", lambda x, y: _sync(graph["d_B"]((x, y, None))), x, y)
+    _timed(times, "graph: combined", lambda: _sync(graph["combined"](([A, B], targets, None))))
+
+    def chained():
+        fb, fa = gan._translate(A, B)
+        logs = [
+            graph["d_A"]((A, valid, None)),
+            graph["d_A"]((fa, fake, None)),
+            graph["d_B"]((B, valid, None)),
+            graph["d_B"]((fb, fake, None)),
+            graph["combined"](([A, B], targets, None)),
+        ]
+        return [_sync(entry) for entry in logs]
+
+    _timed(times, "chained graphs, one sync", chained)
+    return times
+
+
+def profile_keras_gans(gan, batches, n_steps):
+    """Where the time of :meth:`CycleGAN.train_step` goes: median ms per step of each piece.
+
+    Pieces of ``train_step`` as it runs: ``translate``, the ``trainable`` flips, the five
+    ``train_on_batch`` calls. ``graph:`` pieces: the same traced steps called directly on tensors
+    (no ``train_on_batch`` wrapper, ``reset_metrics`` or log conversion), each waited for, so a call
+    minus its graph piece is its per-call overhead. ``chained graphs, one sync``: the generators'
+    forward and the five traced steps enqueued back to back, waited for once: the floor of a step
+    that keeps five separate updates. Every piece runs real updates: profile a ``gan`` whose
+    timings are done.
+    """
+    import tensorflow as tf
+
+    graph = {m.name: _graph_step(m) for m in (gan.d_A, gan.d_B, gan.combined)}
+    steps = [_profile_calls(gan, *batches[i % len(batches)]) for i in range(n_steps)]
+    for i in range(n_steps):
+        tensors = [tf.constant(v) for v in batches[i % len(batches)]]
+        steps[i].update(_profile_graphs(gan, graph, *tensors))
+    return {k: 1000 * statistics.median(st[k] for st in steps) for k in steps[0]}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.cyclegan",
@@ -155,7 +248,9 @@ def parse_args(argv=None):
     parser.add_argument("--img-size", type=int, default=128, help="default: 128 (the report's)")
     parser.add_argument("--batch-size", type=int, default=1, help="default: 1 (the report's)")
     parser.add_argument("--steps", type=int, default=10, help="steps per timed block (default: 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed blocks per variant (default: 5)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed blocks per variant (default: 5)"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma list (default: {','.join(VARIANTS)})"
@@ -163,9 +258,20 @@ def parse_args(argv=None):
     parser.add_argument("--gf", type=int, default=32, help="generator filters (default: 32)")
     parser.add_argument("--df", type=int, default=64, help="discriminator filters (default: 64)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mixed-precision", default=None, choices=("mixed_float16", "mixed_bfloat16"))
-    parser.add_argument("--jit", action="store_true", help="XLA for every variant's train functions")
+    parser.add_argument(
+        "--mixed-precision", default=None, choices=("mixed_float16", "mixed_bfloat16")
+    )
+    parser.add_argument(
+        "--jit", action="store_true", help="XLA for every variant's train functions"
+    )
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n matmul peak")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after timing, profile N keras_gans steps piece by piece (see profile_keras_gans)",
+    )
     parser.add_argument("--results-dir", default=None, help="default: benchmarks/results")
     parser.add_argument("--name", default="cyclegan", help="JSON file prefix (default: cyclegan)")
     args = parser.parse_args(argv)
@@ -193,23 +299,25 @@ def run(argv=None):
         rng = np.random.default_rng(args.seed)
         shape = (args.batch_size, args.img_size, args.img_size, 3)
         pool = [
-            (rng.uniform(-1, 1, shape).astype(np.float32), rng.uniform(-1, 1, shape).astype(np.float32))
+            (
+                rng.uniform(-1, 1, shape).astype(np.float32),
+                rng.uniform(-1, 1, shape).astype(np.float32),
+            )
             for _ in range(4)
         ]
         patch = (args.batch_size, args.img_size // 16, args.img_size // 16, 1)
         valid, fake = np.ones(patch, np.float32), np.zeros(patch, np.float32)
         batches = [(a, b, valid, fake) for a, b in pool]
 
+        # Build everything first: every CycleGAN seeds TensorFlow, and tf.random.set_seed clears the
+        # process' kernel caches, which would make the variants built earlier re-instantiate their
+        # graphs inside the timed blocks.
         runs = {}
         for variant in args.variants:
             with common.PeakMemory() as mem:
                 start = time.perf_counter()
                 gan = build_gan(args, workdir, variant)
                 step = make_step(variant, gan)
-                updates = check_updates(gan, step, batches[0])  # also the first (tracing) step
-                first_s = time.perf_counter() - start
-                for i in range(args.warmup):
-                    step(*batches[(i + 1) % len(batches)])
             fg, fd = model_flops(gan)
             runs[variant] = {
                 "gan": gan,
@@ -218,37 +326,50 @@ def run(argv=None):
                 "peaks": [],
                 "result": {
                     "variant": variant,
-                    "build_and_first_step_s": first_s,
-                    "every_kernel_updated": updates,
-                    "rss_growth_build_warmup_mb": mem.growth_mb,
+                    "build_s": time.perf_counter() - start,
+                    "rss_growth_build_mb": mem.growth_mb,
                     "generator_forward_flops": fg,
                     "discriminator_forward_flops": fd,
                     "flops_per_step": step_flops(fg, fd, variant) * args.batch_size,
                 },
             }
-            print(f"{variant}: built and warmed up in {first_s:.1f} s; updated: {updates}", flush=True)
+        for variant in args.variants:
+            run_, start = runs[variant], time.perf_counter()
+            with common.PeakMemory() as mem:
+                updates = check_updates(run_["gan"], run_["step"], batches[0])  # traces
+                first_s = time.perf_counter() - start
+                for i in range(args.warmup):
+                    run_["step"](*batches[(i + 1) % len(batches)])
+            run_["result"].update(
+                first_step_s=first_s,
+                warmup_s=time.perf_counter() - start,
+                rss_growth_warmup_mb=mem.growth_mb,
+                every_kernel_updated=updates,
+            )
+            print(f"{variant}: first step (traces) {first_s:.1f} s; kernels moved: {updates}")
             if not all(updates.values()):
-                print(f"WARNING: {variant} left some kernels unchanged: {updates}", file=sys.stderr)
+                print(f"WARNING: {variant} left kernels unchanged: {updates}", file=sys.stderr)
 
-        # Timed blocks, the variants taking turns (rotated each repeat) so that other load is shared.
-        k = 0
+        # Timed blocks, the variants taking turns (rotated each repeat): other load hits all alike.
+        n = len(args.variants)
         for r in range(args.repeats):
-            order = args.variants[r % len(args.variants) :] + args.variants[: r % len(args.variants)]
-            for variant in order:
+            for variant in args.variants[r % n :] + args.variants[: r % n]:
                 run_ = runs[variant]
-
-                def one():
-                    nonlocal k
-                    run_["step"](*batches[k % len(batches)])
-                    k += 1
-
-                with common.PeakMemory() as mem:
-                    run_["blocks"].append(common.time_block(one, args.steps))
+                with common.PeakMemory(interval=0.05) as mem:
+                    seconds = common.time_block(run_["step"], batches, args.steps, r * args.steps)
+                run_["blocks"].append(seconds)
                 run_["peaks"].append(mem.peak_mb)
-            print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
-                f"{v} {args.steps / runs[v]['blocks'][-1]:.2f} steps/s" for v in args.variants
-            ), flush=True)
+            rates = ", ".join(
+                f"{v} {args.steps / runs[v]['blocks'][-1]:.2f}" for v in args.variants
+            )
+            print(f"repeat {r + 1}/{args.repeats}, steps/s: {rates}", flush=True)
 
+        profile = None
+        if args.profile and "keras_gans" in runs:
+            profile = profile_keras_gans(runs["keras_gans"]["gan"], batches, args.profile)
+            print("\nkeras_gans step, median ms per step:")
+            for key, ms in profile.items():
+                print(f"  {key:28s} {ms:8.2f}")
         matmul_end = common.matmul_gflops(args.matmul_size)
         matmul = max(matmul_start, matmul_end)
         results = []
@@ -262,28 +383,41 @@ def run(argv=None):
         by = {r["variant"]: r for r in results}
         ratios = {}
         if "keras_gans" in by and "literal" in by:
-            ratios["keras_gans_vs_literal"] = by["keras_gans"]["steps_per_s"] / by["literal"]["steps_per_s"]
+            ratios["keras_gans_vs_literal"] = (
+                by["keras_gans"]["steps_per_s"] / by["literal"]["steps_per_s"]
+            )
         if "keras_gans" in by and "fused" in by:
-            ratios["keras_gans_vs_fused"] = by["keras_gans"]["steps_per_s"] / by["fused"]["steps_per_s"]
+            ratios["keras_gans_vs_fused"] = (
+                by["keras_gans"]["steps_per_s"] / by["fused"]["steps_per_s"]
+            )
         data = {
             "benchmark": "cyclegan",
             "timestamp": common.timestamp(),
-            "command": "python -m benchmarks.cyclegan " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": "python -m benchmarks.cyclegan "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
             "options": {k: v for k, v in vars(args).items() if k not in ("results_dir", "name")},
             "machine": {**info, "load_average_end": list(os.getloadavg())},
+            "sources": common.source_digests(
+                "keras_gans.cyclegan", "keras_gans.distribute", "keras_gans.fused"
+            ),
             "precision": keras.mixed_precision.global_policy().name,
             "matmul_gflops": matmul,
             "matmul_gflops_start": matmul_start,
             "matmul_gflops_end": matmul_end,
             "flops_convention": (
-                "forward FLOPs of Conv2D/Dense layers (2 per multiply-add); trained path = 3x forward, "
-                "frozen D that gradients pass through = 2x, inference = 1x; see benchmarks/common.py"
+                "forward FLOPs of Conv2D/Dense layers (2 per multiply-add); trained path = 3x "
+                "forward, frozen D that gradients pass through = 2x, inference = 1x; "
+                "see benchmarks/common.py"
             ),
             "process_max_rss_mb": common.max_rss_mb(),
             "variants": results,
             "ratios": ratios,
-            "targets": {k: {"target": t, "value": ratios.get(k), "met": ratios.get(k, 0) >= t}
-                        for k, t in TARGETS.items() if k in ratios},
+            "profile_keras_gans_ms": profile,
+            "targets": {
+                k: {"target": t, "value": ratios.get(k), "met": ratios.get(k, 0) >= t}
+                for k, t in TARGETS.items()
+                if k in ratios
+            },
         }
         paths = common.write_results(args.name, data, args.results_dir)
         print()
@@ -299,8 +433,10 @@ def run(argv=None):
 
 def table(data):
     """The printed summary of a results dict."""
-    rows = [dict(r, gflop=r["flops_per_step"] / 1e9, pct=100 * r["achieved_fraction_of_matmul"])
-            for r in data["variants"]]
+    rows = [
+        dict(r, gflop=r["flops_per_step"] / 1e9, pct=100 * r["achieved_fraction_of_matmul"])
+        for r in data["variants"]
+    ]
     columns = [
         ("variant", "variant", "{}"),
         ("steps/s", "steps_per_s", "{:.2f}"),
@@ -312,7 +448,8 @@ def table(data):
         ("GFLOP/s", "achieved_gflops", "{:.1f}"),
         ("% matmul", "pct", "{:.0f}"),
         ("RSS peak MiB", "rss_peak_timed_mb", "{:.0f}"),
-        ("RSS growth MiB", "rss_growth_build_warmup_mb", "{:.0f}"),
+        ("+build MiB", "rss_growth_build_mb", "{:.0f}"),
+        ("+warm-up MiB", "rss_growth_warmup_mb", "{:.0f}"),
     ]
     opts = data["options"]
     lines = [
@@ -322,7 +459,10 @@ def table(data):
         common.format_table(rows, columns),
     ]
     for key, t in data.get("targets", {}).items():
-        lines.append(f"{key}: {t['value']:.2f}x (target >= {t['target']}x: {'met' if t['met'] else 'NOT met'})")
+        lines.append(
+            f"{key}: {t['value']:.2f}x (target >= {t['target']}x: "
+            + ("met)" if t["met"] else "NOT met)")
+        )
     return "\n".join(lines)
 
 

@@ -36,7 +36,8 @@ class SkipReport:
         if any(p == str(path) for p, _ in self.skipped):
             return  # reported once, though a loader may meet the file again each epoch
         self.skipped.append((str(path), str(reason)))
-        log.warning("skipping %s: %s", path, reason)
+        reason = str(reason)
+        log.warning("skipping %s", reason if str(path) in reason else f"{path}: {reason}")
 
     def __len__(self):
         return len(self.skipped)

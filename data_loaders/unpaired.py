@@ -13,7 +13,14 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders import download as dl
-from data_loaders.images import BadImageError, NoImagesError, SkipReport, list_images, load_image
+from data_loaders.images import (
+    BadImageError,
+    NoImagesError,
+    SkipReport,
+    list_images,
+    load_image,
+    open_rgb,
+)
 from data_loaders.sample import make_fruit_sample
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,9 @@ class UnpairedImages:
         self.paths_B = list_images(os.path.join(root, f"{split}B"))
         self.strict = strict
         self.report = report if report is not None else SkipReport()
+        if strict:  # fail now, naming the file, rather than from inside a tf.data worker later
+            for path in self.paths_A + self.paths_B:
+                open_rgb(path)
 
     def n_batches(self, batch_size):
         return min(len(self.paths_A), len(self.paths_B)) // batch_size

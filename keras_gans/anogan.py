@@ -4,13 +4,14 @@ Schlegl, Seeböck, Waldstein, Schmidt-Erfurth and Langs, "Unsupervised Anomaly D
 Generative Adversarial Networks to Guide Marker Discovery", IPMI 2017 (arXiv:1703.05921), as the
 fourth report explains it. A DCGAN (:mod:`keras_gans.dcgan`) learns only normal images. For a query
 image x, G and D are frozen and a latent z, drawn at random, is moved by gradient descent so that
-G(z) matches x; what the generator cannot reproduce is anomalous. Paper, Sec. 2.2:
+G(z) matches x; what the generator cannot reproduce is anomalous. Paper, Sec. 2.2 and 2.3:
 
-* residual loss        R(z) = sum |x - G(z)|                                  (Eq. 3)
-* discrimination loss  D(z) = sum |f(x) - f(G(z))|, f an intermediate D layer  (Eq. 5)
-* total loss           L(z) = (1 - lambda) R(z) + lambda D(z), lambda = 0.1  (Eq. 6)
-* anomaly score        A(x) = L(z_Gamma) after Gamma = 500 steps             (Eq. 8)
-* anomaly map          |x - G(z_Gamma)|                                       (Sec. 2.3)
+* residual loss        L_R(z) = sum |x - G(z)|
+* discrimination loss  L_D(z) = sum |f(x) - f(G(z))|, f an intermediate layer of D (the paper's
+  "improved discrimination loss based on feature matching")
+* total loss           L(z) = (1 - lambda) L_R(z) + lambda L_D(z), lambda = 0.1
+* anomaly score        A(x) = (1 - lambda) R(x) + lambda D(x), both losses after Gamma = 500 steps
+* anomaly map          |x - G(z_Gamma)|, the residual image
 
 Code (vs. paper): ``z`` = z_gamma, ``features`` = f, ``lambda_`` = lambda, ``iterations`` = Gamma.
 
@@ -22,8 +23,8 @@ the paper leaves open, and changes:
 * the whole batch of query images is searched at once, one z row per image; the loss is summed over
   the batch, so each row's gradient is its own image's gradient and images never interact (a batch
   mean would only rescale it; Adam is per coordinate). The last chunk is padded, not retraced;
-* z starts from the DCGAN's prior N(0, 1) (the paper samples its U(-1, 1) prior), learning rate 0.01
-  (not given in the paper; 500 Adam steps of 0.01 let each coordinate travel a few units);
+* z starts from the DCGAN's prior N(0, 1) (the paper samples its U(-1, 1) prior); Adam's learning
+  rate is our choice, 0.01 (500 steps of at most about 0.01 let each coordinate travel a few units);
 * score, reconstruction and map are all taken at z_Gamma (the loss is evaluated once more after the
   last update; tkwoo reports the loss before it);
 * the default feature layer f is the deepest convolutional activation of D (the last LeakyReLU with
@@ -67,12 +68,13 @@ LATENT_DIM = 100
 GF = DF = 64  # keras_gans.dcgan's filters
 BATCH_SIZE = 64  # tkwoo
 EPOCHS = 10  # tkwoo: 10 epochs (about 1,000 steps on MNIST's 6,742 ones)
-LAMBDA = 0.1  # paper Sec. 3
+LAMBDA = 0.1  # paper
 ITERATIONS = 500  # paper: Gamma = 500
 LEARNING_RATE = 0.01  # Adam on z; not given in the paper
 SEARCH_BATCH = 64  # images searched together
 EVAL_PER_CLASS = 200  # held-out normal and anomalous images each, halved into validation / test
 THRESHOLD_RULES = ("f1", "youden")
+SCORES = ("anomaly_score", "residual_score", "discrimination_score")
 
 
 def default_feature_layer(discriminator):
@@ -134,7 +136,7 @@ class AnoGAN:
             raise ValueError(
                 f"{discriminator.name} has no layer {self.feature_layer!r}; its layers: {names}"
             ) from err
-        self.features = keras.Model(discriminator.inputs, output, name="anogan_features")
+        self.features = keras.Model(discriminator.input, output, name="anogan_features")
         self.lambda_ = float(lambda_)
         self.iterations = int(iterations)
         self.learning_rate = float(learning_rate)
@@ -158,9 +160,10 @@ class AnoGAN:
         self.z = keras.Variable(np.zeros((batch, self.latent_dim), np.float32), name="z")
         self.optimizer = keras.optimizers.Adam(self.learning_rate)
         self.optimizer.build([self.z])
-        self._step = tf.function(self._search_step, jit_compile=self.jit)
-        self._final = tf.function(self._losses, jit_compile=self.jit)
-        self._features = tf.function(lambda x: self.features(x, training=False))
+        # No tensor-dependent Python control flow, so no autograph (it re-reads the source file).
+        trace = lambda fn: tf.function(fn, jit_compile=self.jit, autograph=False)
+        self._step, self._final = trace(self._search_step), trace(self._losses)
+        self._features = trace(lambda x: self.features(x, training=False))
 
     def _reset(self, z0):
         """Start a new chunk: z at its draw, Adam's moments and step counter at zero."""
@@ -172,11 +175,11 @@ class AnoGAN:
 
     def _losses(self, x, fx):
         gz = ops.cast(self.generator(self.z, training=False), "float32")
-        residual = ops.sum(ops.abs(x - gz), axis=(1, 2, 3))  # R = sum |x - G(z)|, Eq. 3
+        residual = ops.sum(ops.abs(x - gz), axis=(1, 2, 3))  # L_R = sum |x - G(z)|
         fgz = ops.cast(self.features(gz, training=False), "float32")
         diff = ops.reshape(fx - fgz, (ops.shape(fx)[0], -1))
-        discrimination = ops.sum(ops.abs(diff), axis=1)  # D = sum |f(x) - f(G(z))|, Eq. 5
-        loss = (1.0 - self.lambda_) * residual + self.lambda_ * discrimination  # Eq. 6
+        discrimination = ops.sum(ops.abs(diff), axis=1)  # L_D = sum |f(x) - f(G(z))|
+        loss = (1.0 - self.lambda_) * residual + self.lambda_ * discrimination  # L, and A(x)
         return loss, residual, discrimination, gz
 
     def _search_step(self, x, fx):
@@ -372,14 +375,11 @@ def save_maps(path, images, result, row_labels, scale=None):
     """Rows of query | reconstruction G(z) | anomaly map |x - G(z)| over the query (jet)."""
     heat = result["anomaly_map"].mean(axis=-1)
     scale = scale or float(np.percentile(heat, 99.5)) or 1.0  # one scale for all rows
+    queries, recons = _rgb_uint8(images), _rgb_uint8(result["reconstruction"])
     grid = []
     for i in range(len(images)):
         overlay = plotting.overlay_heatmap(images[i], heat[i] / scale, alpha=0.6)
-        grid += [
-            _rgb_uint8(images[i : i + 1])[0],
-            _rgb_uint8(result["reconstruction"][i : i + 1])[0],
-        ]
-        grid.append(overlay)
+        grid += [queries[i], recons[i], overlay]
     titles = ["query x", "reconstruction G(z)", "anomaly map |x - G(z)|"]
     return plotting.save_image_grid(np.stack(grid), path, len(images), 3, titles, row_labels)
 
@@ -401,6 +401,18 @@ def _write_json(path, data):
         json.dump(data, f, indent=2, default=float)
 
 
+def _rows(result, threshold, **columns):
+    """``scores.csv`` rows: ``columns`` (lists), the three scores, the call at ``threshold``."""
+    rows = []
+    for i in range(len(result["anomaly_score"])):
+        row = {k: v[i] for k, v in columns.items()}
+        row.update({k: f"{float(result[k][i]):.6g}" for k in SCORES})
+        if threshold is not None:
+            row["predicted"] = ("normal", "anomalous")[int(result["anomaly_score"][i] >= threshold)]
+        rows.append(row)
+    return rows
+
+
 def evaluate_and_write(
     anogan, splits, classes, normal, output_dir, seed=None, rule="f1", extra=None
 ):
@@ -410,32 +422,31 @@ def evaluate_and_write(
     precision / recall), ``roc.png`` and ``maps.png`` (four normal and four anomalous test images)
     into ``output_dir``; returns the report dict.
     """
-    os.makedirs(output_dir, exist_ok=True)
-    names = list(splits)
-    x = np.concatenate([splits[s][0] for s in names])
     started = time.time()
-    result = anogan.score(x, seed=seed)
+    result = anogan.score(np.concatenate([splits[s][0] for s in splits]), seed=seed)
     seconds = time.time() - started
-    parts, start = {}, 0
-    for s in names:
-        parts[s] = _take(result, slice(start, start + len(splits[s][0])))
-        start += len(splits[s][0])
+    ends = np.cumsum([len(splits[s][0]) for s in splits])
+    parts = {s: _take(result, slice(e - len(splits[s][0]), e)) for s, e in zip(splits, ends)}
     (_, val_labels, _), (x_test, test_labels, test_classes) = splits["validation"], splits["test"]
-    test = parts["test"]
-    report = evaluate(
-        val_labels, parts["validation"]["anomaly_score"], test_labels, test["anomaly_score"], rule
-    )
-    for part in ("residual", "discrimination"):
-        report[f"auroc_test_{part}_only"] = float(
-            skm.roc_auc_score(test_labels, test[f"{part}_score"])
-        )
+    val, test = parts["validation"], parts["test"]
+    report = evaluate(val_labels, val["anomaly_score"], test_labels, test["anomaly_score"], rule)
+    curves = {}
+    for label, labels, scores in (
+        ("test", test_labels, test["anomaly_score"]),
+        ("validation", val_labels, val["anomaly_score"]),
+        ("test, residual only", test_labels, test["residual_score"]),
+        ("test, discrimination only", test_labels, test["discrimination_score"]),
+    ):
+        fpr, tpr, _ = skm.roc_curve(labels, scores)
+        curves[label] = (fpr, tpr, float(skm.roc_auc_score(labels, scores)))
     history = result["history"].mean(axis=1)
     report.update(
+        auroc_test_residual_only=curves["test, residual only"][2],
+        auroc_test_discrimination_only=curves["test, discrimination only"][2],
         normal_class=classes[normal],
-        anomalous_classes=[c for i, c in enumerate(classes) if i != normal],
         counts={
-            s: {"normal": int((splits[s][1] == 0).sum()), "anomalous": int(splits[s][1].sum())}
-            for s in names
+            s: {"normal": int((v[1] == 0).sum()), "anomalous": int(v[1].sum())}
+            for s, v in splits.items()
         },
         search={
             "lambda": anogan.lambda_,
@@ -452,41 +463,22 @@ def evaluate_and_write(
         **(extra or {}),
     )
     rows = []
-    for s in names:
-        for i in range(len(splits[s][0])):
-            score = float(parts[s]["anomaly_score"][i])
-            rows.append(
-                {
-                    "split": s,
-                    "index": i,
-                    "class": classes[int(splits[s][2][i])],
-                    "label": "anomalous" if splits[s][1][i] else "normal",
-                    "anomaly_score": f"{score:.6g}",
-                    "residual_score": f"{float(parts[s]['residual_score'][i]):.6g}",
-                    "discrimination_score": f"{float(parts[s]['discrimination_score'][i]):.6g}",
-                    "predicted": "anomalous" if score >= report["threshold"] else "normal",
-                }
-            )
+    for s, (_, labels, cls) in splits.items():
+        rows += _rows(
+            parts[s],
+            report["threshold"],
+            split=[s] * len(labels),
+            index=list(range(len(labels))),
+            **{"class": [classes[int(c)] for c in cls]},
+            label=[("normal", "anomalous")[int(v)] for v in labels],
+        )
+    os.makedirs(output_dir, exist_ok=True)
     _write_csv(os.path.join(output_dir, "scores.csv"), rows)
-    curves = {}
-    for label, labels, scores in (
-        ("test", test_labels, test["anomaly_score"]),
-        ("validation", val_labels, parts["validation"]["anomaly_score"]),
-        ("test, residual only", test_labels, test["residual_score"]),
-        ("test, discrimination only", test_labels, test["discrimination_score"]),
-    ):
-        fpr, tpr, _ = skm.roc_curve(labels, scores)
-        curves[label] = (fpr, tpr, skm.roc_auc_score(labels, scores))
-    plotting.plot_roc(
-        curves, os.path.join(output_dir, "roc.png"), f"AnoGAN, normal class {classes[normal]}"
-    )
-    shown = np.concatenate(
-        [np.flatnonzero(test_labels == 0)[:4], np.flatnonzero(test_labels == 1)[:4]]
-    )
-    row_labels = [
-        f"{classes[int(test_classes[i])]} {float(test['anomaly_score'][i]):.0f}" for i in shown
-    ]
-    save_maps(os.path.join(output_dir, "maps.png"), x_test[shown], _take(test, shown), row_labels)
+    title = f"AnoGAN, normal class {classes[normal]}"
+    plotting.plot_roc(curves, os.path.join(output_dir, "roc.png"), title)
+    shown = np.r_[np.flatnonzero(test_labels == 0)[:4], np.flatnonzero(test_labels == 1)[:4]]
+    labels = [f"{classes[int(test_classes[i])]} {test['anomaly_score'][i]:.0f}" for i in shown]
+    save_maps(os.path.join(output_dir, "maps.png"), x_test[shown], _take(test, shown), labels)
     _write_json(os.path.join(output_dir, "report.json"), report)
     return report
 
@@ -494,23 +486,16 @@ def evaluate_and_write(
 def score_folder(anogan, folder, output_dir, seed=None, threshold=None, strict=False):
     """Score the unlabelled images of ``folder``: ``scores.csv``, ``maps.png``, ``report.json``."""
     x, paths = load_images(list_images(folder), anogan.image_shape[:2], strict=strict)
-    if anogan.image_shape[-1] == 1:
-        x = x.mean(axis=-1, keepdims=True)
+    x = x.mean(axis=-1, keepdims=True) if anogan.image_shape[-1] == 1 else x
     result = anogan.score(x, seed=seed)
-    rows = []
-    for i, path in enumerate(paths):
-        row = {"file": os.path.basename(path)}
-        for k in ("anomaly_score", "residual_score", "discrimination_score"):
-            row[k] = f"{float(result[k][i]):.6g}"
-        if threshold is not None:
-            row["predicted"] = "anomalous" if result["anomaly_score"][i] >= threshold else "normal"
-        rows.append(row)
     os.makedirs(output_dir, exist_ok=True)
-    _write_csv(os.path.join(output_dir, "scores.csv"), rows)
-    shown = np.argsort(-result["anomaly_score"])[:8]
-    labels = [f"{float(result['anomaly_score'][i]):.0f}" for i in shown]
+    files = [os.path.basename(p) for p in paths]
+    _write_csv(os.path.join(output_dir, "scores.csv"), _rows(result, threshold, file=files))
+    shown = np.argsort(-result["anomaly_score"])[:8]  # the eight highest scores
+    labels = [f"{files[i]} {result['anomaly_score'][i]:.0f}" for i in shown]
     save_maps(os.path.join(output_dir, "maps.png"), x[shown], _take(result, shown), labels)
-    report = {"images": len(x), "threshold": threshold, "feature_layer": anogan.feature_layer}
+    report = {"folder": folder, "images": len(x), "threshold": threshold}
+    report.update(feature_layer=anogan.feature_layer, iterations=anogan.iterations)
     _write_json(os.path.join(output_dir, "report.json"), report)
     return result
 
@@ -550,7 +535,6 @@ def _search_args(parser):
     add("--z-prior", default="normal", choices=("normal", "uniform"), help="default: normal")
     add("--eval-per-class", type=int, default=EVAL_PER_CLASS, help="held-out images of each kind")
     add("--threshold-rule", default="f1", choices=THRESHOLD_RULES, help="default: f1")
-    add("--jit", action="store_true", help="compile the search step with XLA")
     return parser
 
 
@@ -579,8 +563,9 @@ def run_train(args):
     default_dir = os.path.join("output", "anogan", f"{name}_{classes[normal]}")
     runtime["output_dir"] = args.output_dir or default_dir
     gan = DCGAN(images=x_train, latent_dim=args.latent_dim, gf=args.gf, df=args.df, **runtime)
-    summary = gan.train(args.epochs, args.batch_size, args.sample_interval, args.max_steps)
-    if args.no_score:
+    epochs = args.epochs or (None if args.max_steps else EPOCHS)  # --max-steps alone: that many
+    summary = gan.train(epochs, args.batch_size, args.sample_interval, args.max_steps)
+    if args.no_score or not gan.is_chief:  # the search runs once, on the chief
         return summary
     splits = evaluation_splits(*test, normal, args.eval_per_class, args.seed)
     anogan = _anogan(args, gan.generator, gan.discriminator, args.search_batch_size)
@@ -624,6 +609,7 @@ def main(argv=None):
         add("--batch-size", type=int, default=SEARCH_BATCH, help="images searched together")
         add("--seed", type=int, default=None, help="seeds the held-out draw and the z draws")
         add("--strict", action="store_true", help="fail on an unreadable image")
+        add("--jit", action="store_true", help="compile the search step with XLA")
     else:
         add("--img-size", type=int, default=IMG_SIZE, help=f"default: {IMG_SIZE}")
         add("--channels", type=int, default=1, choices=(1, 3), help="default: 1")
@@ -632,7 +618,8 @@ def main(argv=None):
         add("--df", type=int, default=DF, help=f"DCGAN D filters (default: {DF})")
         add("--search-batch-size", type=int, default=SEARCH_BATCH, help="images searched together")
         add("--no-score", action="store_true", help="train the DCGAN only")
-        add_common_args(parser, epochs=EPOCHS, batch_size=BATCH_SIZE, sample_interval=200)
+        add_common_args(parser, epochs=None, batch_size=BATCH_SIZE, sample_interval=200)
+        parser.epilog = f"Without --epochs: {EPOCHS} epochs, or as many as --max-steps needs."
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     report = (run_score if command == "score" else run_train)(args)

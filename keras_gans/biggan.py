@@ -350,6 +350,8 @@ class BigGAN(GANTrainer):
                 optimizer=self.make_optimizer(g_lr, beta_1=BETA_1, beta_2=BETA_2, epsilon=ADAM_EPSILON),
                 jit_compile=self.jit_compile,
             )
+            # Adam's slots now, not inside the first traced step (which would then be traced twice).
+            self.build_optimizers()
         self._fakes = tf.function(lambda z, y: self.g([z, y], training=True), reduce_retracing=True)
         self._sample = tf.function(
             lambda z, y: self.g_ema([z, y], training=False), reduce_retracing=True
@@ -484,13 +486,15 @@ class BigGAN(GANTrainer):
             if self.batch_in_epoch >= n_batches:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self.save_models()
+                if not done:  # the final save follows
+                    self.save_models()
         bar.close()
         self.save_models()
         if self.checkpoint_every:
             self.save_checkpoint()
         self.sample_images(self.step)
-        self.plot_losses()
+        if os.path.exists(self.loss_log.path):
+            self.plot_losses()
         counts = {c: int(np.sum(self.labels == i)) for i, c in enumerate(self.class_names)}
         return self.write_summary(
             dataset=self.data_root, batch_size=batch_size, images=counts, img_size=self.img_size,

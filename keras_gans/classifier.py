@@ -30,6 +30,15 @@ Changed, and why:
   probabilities (the notebook used hard labels);
 * one seed drives the validation split, the initial weights, the augmentation and the synthetic
   draw; both arms share it, so the per-seed difference is a paired comparison.
+
+A GAN that saw the test images would leak them into ``real+synthetic``; ``split`` writes the images
+outside the test set for GAN training::
+
+    python -m keras_gans.classifier split --data-dir ISIC --img-size 64 --output pool
+    python -m keras_gans.dcgan --data-dir pool --class melanoma --img-size 64 --output-dir g_mel
+    python -m keras_gans.dcgan --data-dir pool --class nevus --img-size 64 --output-dir g_nev
+    python -m keras_gans.classifier --data-dir ISIC --img-size 64 \\
+        --synthetic melanoma=g_mel/models/generator.h5,nevus=g_nev/models/generator.h5
 """
 
 import argparse
@@ -38,6 +47,7 @@ import json
 import logging
 import math
 import os
+import sys
 
 import keras
 import numpy as np
@@ -47,8 +57,9 @@ from sklearn.metrics import roc_curve
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
-from data_loaders.images import SkipReport, list_images, load_images, to_uint8
+from data_loaders.images import SkipReport, list_images, load_images, save_image, to_uint8
 from keras_gans import evaluation, plotting
+from keras_gans.saving import load_model, save_model
 
 log = logging.getLogger(__name__)
 
@@ -221,15 +232,23 @@ def train_classifier(
         ),
     ]
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline reshuffles every epoch itself
+        verbose=verbose,
     )
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
 def predict_proba(model, images, batch_size=BATCH_SIZE):
-    """Class probabilities for uint8 images."""
-    ds = make_dataset(images, np.zeros(len(images), np.int64), model.output_shape[-1], batch_size)
-    return model.predict(ds.map(lambda x, y: x), verbose=0)
+    """Class probabilities for uint8 images (inference mode, batch by batch, nothing traced)."""
+    batches = [
+        model(images[i : i + batch_size].astype(np.float32) / 255.0, training=False)
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate([np.asarray(b) for b in batches])
 
 
 # --- splits ---------------------------------------------------------------------------------------
@@ -342,7 +361,7 @@ class SyntheticSource:
             unknown = set(self.paths) - set(self.class_names)
             if unknown:
                 raise ValueError(f"--synthetic names {sorted(unknown)}; classes {class_names}")
-            self.models = {c: _load(path) for c, path in self.paths.items()}
+            self.models = {c: load_model(path) for c, path in self.paths.items()}
         elif os.path.isdir(spec):
             self.kind = "folder"
             folders = {c: os.path.join(spec, c) for c in self.class_names}
@@ -352,7 +371,7 @@ class SyntheticSource:
         else:
             from keras_gans.biggan import model_classes
 
-            self.kind, generator = "conditional", _load(spec)
+            self.kind, generator = "conditional", load_model(spec)
             if len(generator.inputs) != 2:
                 raise ValueError(
                     f"{spec} is not a conditional generator (z and class inputs); give "
@@ -403,12 +422,6 @@ class SyntheticSource:
         if not images:
             return np.zeros((0, img_size, img_size, 3), np.uint8), np.zeros(0, np.int64)
         return np.concatenate(images), np.concatenate(labels)
-
-
-def _load(path):
-    from keras_gans.saving import load_model
-
-    return load_model(path)
 
 
 def _resize_u8(images, img_size):
@@ -470,7 +483,11 @@ def run_experiment(
     """
     names = tuple(data.class_names)
     k = len(names)
+    if positive not in names:
+        log.warning("positive class %r is not among %s; using %r", positive, names, names[0])
     pos = names.index(positive) if positive in names else 0
+    if not seeds:
+        raise ValueError("give at least one seed")
     images = to_uint8(data.images, (0.0, 1.0))
     labels = np.asarray(data.labels, np.int64)
     groups = leakage_groups(images, data.lesion_ids)
@@ -521,9 +538,8 @@ def run_experiment(
                 "roc": (fpr, tpr),
             }
             if output_dir:
-                path = os.path.join(output_dir, "models", f"{_slug(arm)}_seed{seed}.h5")
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                model.save(path)
+                stem = os.path.join(output_dir, "models", f"{_slug(arm)}_seed{seed}")
+                path = save_model(model, stem, formats=("h5",))[0]
                 record["model"] = os.path.relpath(path, output_dir)
             predictions[f"{_slug(arm)}_seed{seed}"] = probs
             runs[arm].append(record)
@@ -612,6 +628,8 @@ def markdown_report(report):
         f"up to {s['epochs']} epochs, "
         f"batch {s['batch_size']}, class weight `{s['class_weight']}`, augmentation "
         f"{'on' if s['augment'] else 'off'}, synthetic: `{s['synthetic']}`",
+        "- a GAN must not have seen the test images: train it on the output of "
+        "`python -m keras_gans.classifier split` (same size, test size and split seed)",
         "",
     ]
     diff_key = next(iter(report["differences"]), None)
@@ -624,13 +642,15 @@ def markdown_report(report):
             p = diff.get("p_value") if diff else None
             row += [_fmt(diff, signed=True), "n/a" if p is None else f"{p:.3g}"]
         lines.append("| " + " | ".join(row) + " |")
-    n = len(s["seeds"])
+    n, n_test = len(s["seeds"]), sum(d["test_counts"].values())
     lines += [
         "",
         f"Mean over {n} seed(s) with a 95% t-interval over seeds; the difference column is the "
         "paired per-seed difference (same seed = same validation split, initial weights and "
-        "augmentation) with a paired t-test p-value. An interval that contains 0 is no evidence of "
-        "a gain.",
+        "augmentation) with a paired t-test p-value; an interval that contains 0 is no evidence "
+        f"of a difference. The intervals cover training variation on this one test set of {n_test} "
+        "images, not the test set's own sampling error (for an accuracy near 0.5 up to "
+        f"+-{1.96 * math.sqrt(0.25 / max(n_test, 1)):.3f}).",
         "",
         "| arm | seed | accuracy | balanced acc. | sensitivity | specificity | ROC AUC | "
         "epochs (best) | training images |",
@@ -662,7 +682,7 @@ def write_outputs(report, runs, output_dir):
     for arm, records in runs.items():
         tprs = [np.interp(grid, *r["roc"]) for r in records]
         aucs = [r["metrics"]["roc_auc"] for r in records if r["metrics"]["roc_auc"] is not None]
-        label = f"{arm} (mean of {len(records)} seed(s))"
+        label = f"{arm}, mean of {len(records)} seed(s)"
         curves[label] = (
             grid,
             np.mean(tprs, axis=0),
@@ -685,13 +705,50 @@ def _seeds(text):
     return [int(s) for s in text.replace(",", " ").split()]
 
 
+def export_training_pool(data, output, test_per_class=TEST_PER_CLASS, split_seed=SPLIT_SEED):
+    """Write every image outside the test set to ``output/<class>/<id>.png`` for GAN training.
+
+    A GAN trained on test images would leak them into the ``real+synthetic`` arm; train it on this
+    folder instead (same ``--img-size``, ``--test-per-class`` and ``--split-seed`` as the
+    evaluation). The test ids go to ``output/test_ids.txt``. Returns ``{class: images written}``.
+    """
+    images = to_uint8(data.images, (0.0, 1.0))
+    labels = np.asarray(data.labels)
+    groups = leakage_groups(images, data.lesion_ids)
+    split = split_indices(labels, groups, test_per_class, 0.0, split_seed)
+    for i in split["train"]:
+        name = os.path.basename(str(data.ids[i]))
+        save_image(images[i], os.path.join(output, data.class_names[labels[i]], f"{name}.png"))
+    with open(os.path.join(output, "test_ids.txt"), "w") as f:
+        f.write("\n".join(str(data.ids[i]) for i in split["test"]) + "\n")
+    return {c: int(np.sum(labels[split["train"]] == i)) for i, c in enumerate(data.class_names)}
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in ("evaluate", "split") else "evaluate"
     parser = argparse.ArgumentParser(
-        prog="python -m keras_gans.classifier",
+        prog=f"python -m keras_gans.classifier {command}",
         description="Train the report's melanoma / nevus CNN on real images and on real + GAN "
-        "images over seeds; report test metrics with 95%% intervals and paired differences.",
+        "images over seeds; report test metrics with 95% intervals and paired differences."
+        if command == "evaluate"
+        else "Write the images outside the held-out test set as OUTPUT/<class>/, for GAN training.",
     )
     parser.add_argument("--data-dir", default=None, help="ISIC folder (default: built-in sample)")
+    parser.add_argument("--img-size", type=int, default=IMG_SIZE, help=f"default: {IMG_SIZE}")
+    parser.add_argument(
+        "--test-per-class", type=int, default=TEST_PER_CLASS, help=f"default: {TEST_PER_CLASS}"
+    )
+    parser.add_argument("--split-seed", type=int, default=SPLIT_SEED, help="picks the test set")
+    parser.add_argument("--classes", default="melanoma,nevus", help="default: melanoma,nevus")
+    parser.add_argument("--strict", action="store_true", help="stop at an unreadable image")
+    if command == "split":
+        parser.add_argument("--output", required=True, help="folder for <class>/<id>.png")
+        args = parser.parse_args(argv)
+        data = _load_data(args)
+        counts = export_training_pool(data, args.output, args.test_per_class, args.split_seed)
+        print(f"wrote {counts} to {args.output} (test ids in test_ids.txt)")
+        return counts
     parser.add_argument(
         "--synthetic",
         default=None,
@@ -708,7 +765,6 @@ def main(argv=None):
     parser.add_argument("--seeds", type=_seeds, default=list(SEEDS), help="e.g. '0,1,2' (default)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"default: {EPOCHS}")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"default: {BATCH_SIZE}")
-    parser.add_argument("--img-size", type=int, default=IMG_SIZE, help=f"default: {IMG_SIZE}")
     parser.add_argument(
         "--class-weight",
         default="auto",
@@ -716,13 +772,8 @@ def main(argv=None):
         "report's '1:14', or 'melanoma=14,nevus=1' (default: auto)",
     )
     parser.add_argument(
-        "--test-per-class", type=int, default=TEST_PER_CLASS, help=f"default: {TEST_PER_CLASS}"
-    )
-    parser.add_argument(
         "--val-fraction", type=float, default=VAL_FRACTION, help=f"default: {VAL_FRACTION}"
     )
-    parser.add_argument("--split-seed", type=int, default=SPLIT_SEED, help="picks the test set")
-    parser.add_argument("--classes", default="melanoma,nevus", help="default: melanoma,nevus")
     parser.add_argument("--positive", default=POSITIVE, help="class whose recall is sensitivity")
     parser.add_argument(
         "--bn-momentum",
@@ -731,20 +782,15 @@ def main(argv=None):
         help=f"BatchNorm momentum (default: {BN_MOMENTUM}; try 0.9 when an epoch is a few steps)",
     )
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    parser.add_argument("--strict", action="store_true", help="stop at an unreadable image")
     parser.add_argument("--output-dir", default=None, help="default: output/classifier/<data>")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from data_loaders.isic import load_isic
-
-    classes = tuple(c.strip() for c in args.classes.split(","))
-    skipped = SkipReport()
-    data = load_isic(args.data_dir, args.img_size, classes, (0.0, 1.0), args.strict, skipped)
+    data = _load_data(args)
+    classes = tuple(data.class_names)
     name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "sample"
     output_dir = args.output_dir or os.path.join("output", "classifier", name)
     synthetic = None
     if args.synthetic:
-        synthetic = SyntheticSource(args.synthetic, classes, args.truncation, args.strict, skipped)
+        synthetic = SyntheticSource(args.synthetic, classes, args.truncation, args.strict)
     report = run_experiment(
         data,
         synthetic,
@@ -764,6 +810,15 @@ def main(argv=None):
     print(markdown_report(report))
     print(f"outputs in {os.path.abspath(output_dir)}")
     return report
+
+
+def _load_data(args):
+    """The ISIC images of the command line, scaled to [0, 1] like the report's ``rescale=1/255``."""
+    from data_loaders.isic import load_isic
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    classes = tuple(c.strip() for c in args.classes.split(","))
+    return load_isic(args.data_dir, args.img_size, classes, (0.0, 1.0), args.strict)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ class CycleGAN(GANTrainer):
     loss_groups = {
         "discriminators": ["D_loss", "D_acc"],
         "generators": ["G_loss", "adv", "recon", "id"],
+        "evaluation (--eval-every)": ["a_to_b", "b_to_a", "fid"],
     }
 
     def __init__(
@@ -281,6 +282,7 @@ class CycleGAN(GANTrainer):
                 logs = self.train_step(imgs_A, imgs_B, valid, fake)
                 self.step += 1
                 self.batch_in_epoch += 1
+                logs.update(self.maybe_evaluate())
                 if not self.log_step(logs, bar):  # rolled back to the last checkpoint
                     bar.n = self.step
                     restarted = True
@@ -305,6 +307,26 @@ class CycleGAN(GANTrainer):
         self.sample_images(self.epoch, self.batch_in_epoch)
         self.plot_losses()
         return self.write_summary(dataset=self.data_loader.root, batch_size=batch_size)
+
+    def evaluate(self):
+        """Translation score (a domain classifier trained once on real train A vs B: the share of
+        G(test A) it calls B and of F(test B) it calls A) and, with ``eval_extractor``, FID of G(A)."""
+        from keras_gans.metrics import translation_score_from_images, train_domain_classifier
+
+        test = self.data_loader.test
+        test_A, test_B = test.first("A", len(test.paths_A)), test.first("B", len(test.paths_B))
+        if getattr(self, "_domain_classifier", None) is None:
+            train = self.data_loader.train
+            real_A = train.first("A", min(len(train.paths_A), 500))
+            real_B = train.first("B", min(len(train.paths_B), 500))
+            self._domain_classifier = train_domain_classifier(real_A, real_B, seed=self.seed or 0)
+        fake_B, fake_A = self.translate(test_A[: len(test_B)], test_B[: len(test_A)])
+        score = translation_score_from_images(
+            None, None, fake_A, fake_B, classifier=self._domain_classifier
+        )
+        values = {"a_to_b": score["a_to_b"], "b_to_a": score["b_to_a"]}
+        values.update({k: v for k, v in self.fid_kid(test_B, fake_B).items() if k in ("fid", "kid")})
+        return values
 
     # --- outputs --------------------------------------------------------------------------------
     def sample_images(self, epoch, batch_i):

@@ -29,7 +29,10 @@ Goodfellow et al. Sec. 3). Keras 3 specifics:
   native inference-mode behaviour, for comparison.
 * The fakes for the D step come from one traced G call in training mode (batch statistics, as in the
   G step and Radford's code), not from Keras-GAN's ``predict`` (inference mode); epochs are shuffled
-  passes over the data (seeded per epoch) instead of Keras-GAN's random batches with replacement.
+  passes over the data (seeded per epoch) instead of Keras-GAN's random batches with replacement;
+  ``models/generator`` and ``models/discriminator`` (``.h5`` and ``.keras``) are written with every
+  checkpoint (``--checkpoint-every`` steps) and at the end, runs resume from checkpoints, and the
+  5x5 sample grids use fixed noise.
 
 :func:`generate_images` and ``python -m keras_gans.dcgan generate`` draw images from a saved G for
 the classifier harness; :class:`DCGAN` also trains on any array (AnoGAN passes MNIST at 32x32x1) and
@@ -86,37 +89,60 @@ def _bn(name):
     return layers.BatchNormalization(momentum=BN_MOMENTUM, gamma_initializer=gamma, name=name)
 
 
+def up_block(x, filters, name):
+    """Radford's G block: ConvTranspose(4x4, stride 2) -> BatchNorm -> ReLU."""
+    x = layers.Conv2DTranspose(
+        filters,
+        KERNEL,
+        2,
+        "same",
+        use_bias=False,
+        kernel_initializer=_init(),
+        name=f"{name}_deconv",
+    )(x)
+    x = _bn(f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def down_block(x, filters, name, i, batch_norm=True):
+    """Radford's D block: Conv(4x4, stride 2) -> [BatchNorm] -> LeakyReLU(0.2), numbered ``i``."""
+    x = layers.Conv2D(
+        filters,
+        KERNEL,
+        2,
+        "same",
+        use_bias=not batch_norm,
+        kernel_initializer=_init(),
+        name=f"{name}_conv{i}",
+    )(x)
+    if batch_norm:
+        x = _bn(f"{name}_bn{i}")(x)
+    return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu{i}")(x)
+
+
 def build_generator(
     latent_dim=LATENT_DIM, img_size=IMG_SIZE, channels=3, base_filters=GF, name="generator"
 ):
-    """z -> Dense to 4x4 -> [ConvTranspose(s2) -> BN -> ReLU] x (n - 1) -> ConvTranspose -> tanh."""
+    """z -> Dense to 4x4 -> BN -> ReLU -> up blocks -> ConvTranspose(s2) -> tanh.
+
+    Layers are named ``{name}_project``, ``{name}_reshape``, ``{name}_bn0``, then
+    ``{name}_up{i}_deconv`` / ``_bn`` / ``_relu`` and ``{name}_out``.
+    """
     n = _stages(img_size)
     filters = base_filters * 2 ** (n - 1)
     z = keras.Input(shape=(latent_dim,), name=f"{name}_z")
     x = layers.Dense(
-        4 * 4 * filters, use_bias=False, kernel_initializer=_init(), name=f"{name}_project"
+        16 * filters, use_bias=False, kernel_initializer=_init(), name=f"{name}_project"
     )(z)
     x = layers.Reshape((4, 4, filters), name=f"{name}_reshape")(x)
-    x = _bn(f"{name}_bn0")(x)
-    x = layers.ReLU(name=f"{name}_relu0")(x)
+    x = layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0")(x))
     for i in range(1, n):
-        filters //= 2
-        x = layers.Conv2DTranspose(
-            filters,
-            KERNEL,
-            strides=2,
-            padding="same",
-            use_bias=False,
-            kernel_initializer=_init(),
-            name=f"{name}_deconv{i}",
-        )(x)
-        x = _bn(f"{name}_bn{i}")(x)
-        x = layers.ReLU(name=f"{name}_relu{i}")(x)
+        x = up_block(x, filters // 2**i, f"{name}_up{i}")
     img = layers.Conv2DTranspose(
         channels,
         KERNEL,
-        strides=2,
-        padding="same",
+        2,
+        "same",
         activation="tanh",
         kernel_initializer=_init(),
         dtype="float32",
@@ -126,28 +152,16 @@ def build_generator(
 
 
 def build_discriminator(img_size=IMG_SIZE, channels=3, base_filters=DF, name="discriminator"):
-    """[Conv(s2) -> (BN) -> LeakyReLU(0.2)] x n down to 4x4 -> Flatten -> Dense(1, sigmoid).
+    """Down blocks from ``base_filters`` (no BatchNorm on the first) to 4x4 -> Dense(1, sigmoid).
 
     Blocks are named ``{name}_conv{i}``, ``{name}_bn{i}`` (i >= 2) and ``{name}_lrelu{i}``, for
     i = 1..n, so a feature layer can be picked by name (AnoGAN's discrimination loss).
     """
     n = _stages(img_size)
     img = keras.Input(shape=(img_size, img_size, channels), name=f"{name}_input")
-    x, filters = img, base_filters
-    for i in range(1, n + 1):
-        x = layers.Conv2D(
-            filters,
-            KERNEL,
-            strides=2,
-            padding="same",
-            use_bias=i == 1,
-            kernel_initializer=_init(),
-            name=f"{name}_conv{i}",
-        )(x)
-        if i > 1:  # no BatchNorm on D's input layer (Radford et al. Sec. 3)
-            x = _bn(f"{name}_bn{i}")(x)
-        x = layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu{i}")(x)
-        filters *= 2
+    x = img
+    for i in range(1, n + 1):  # no BatchNorm on D's input layer (Radford et al. Sec. 3)
+        x = down_block(x, base_filters * 2 ** (i - 1), name, i, batch_norm=i > 1)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     validity = layers.Dense(1, activation="sigmoid", dtype="float32", name=f"{name}_validity")(x)
     return keras.Model(img, validity, name=name)
@@ -255,7 +269,7 @@ class DCGAN(GANTrainer):
             "output", self.name, source + (f"_{class_name}" if class_name else "")
         )
         self.setup_runtime(output_dir, seed=seed, **runtime)
-        self.data_root = "array"
+        self.data_root, self.class_counts = "array", None
         if images is None:
             images = self._load_isic(dataset, data_dir)
         self.images = images
@@ -280,6 +294,7 @@ class DCGAN(GANTrainer):
                 jit_compile=self.jit_compile,
             )
         self._fake = tf.function(lambda z: self.generator(z, training=True), reduce_retracing=True)
+        self._sampled_at = None
         self.fixed_z = self.noise(GRID[0] * GRID[1], 1)  # key (1,): the grids; (0, step): training
 
     @staticmethod
@@ -326,6 +341,12 @@ class DCGAN(GANTrainer):
             "opt_discriminator": self.discriminator.optimizer,
             "opt_combined": self.combined.optimizer,
         }
+
+    def save_checkpoint(self):
+        """A checkpoint plus the ``.h5`` / ``.keras`` models (every N steps and at the end)."""
+        path = super().save_checkpoint()
+        self.save_models()
+        return path
 
     def build_optimizers(self):
         self.set_trainable(self.discriminator, True)
@@ -401,12 +422,13 @@ class DCGAN(GANTrainer):
             if not restarted and self.batch_in_epoch >= n_batches:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self.save_models()
         bar.close()
-        self.save_models()
         if self.checkpoint_every:
             self.save_checkpoint()
-        self.sample_images()
+        else:
+            self.save_models()
+        if self._sampled_at != self.step:
+            self.sample_images()
         self.plot_losses()
         return self.write_summary(
             dataset=self.data_root,
@@ -414,6 +436,7 @@ class DCGAN(GANTrainer):
             class_name=self.class_name,
             img_size=self.img_size,
             batch_size=batch_size,
+            class_counts=self.class_counts,
             frozen_bn=self.frozen_bn,
         )
 
@@ -422,6 +445,7 @@ class DCGAN(GANTrainer):
         """A 5x5 grid from the fixed noise: ``images/<epoch>_<batch>.png``."""
         if not self.is_chief:
             return None
+        self._sampled_at = self.step
         imgs = np.asarray(self.generator(self.fixed_z, training=False))
         path = os.path.join(self.images_dir, f"{self.epoch}_{self.batch_in_epoch}.png")
         return plotting.save_image_grid(imgs, path, *GRID)

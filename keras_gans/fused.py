@@ -1,30 +1,32 @@
 """An opt-in fused CycleGAN training step: the report's five updates in one ``tf.function`` call.
 
 :meth:`keras_gans.cyclegan.CycleGAN.train_step` keeps the report's API: one traced call of both
-generators, four discriminator ``train_on_batch`` calls and one ``combined.train_on_batch``, i.e. six
-round trips between Python and TensorFlow per step. On a GPU at 128x128 each round trip costs about
-as much as the arithmetic, so :class:`FusedCycleGANStep` runs the same step as one graph:
+generators, four discriminator ``train_on_batch`` calls and one ``combined.train_on_batch``, i.e.
+six round trips between Python and TensorFlow per step, each waiting for the device. On a GPU at
+128x128 a round trip costs about as much as the arithmetic, so :class:`FusedCycleGANStep` runs the
+same step as one graph:
 
 1. ``G(x)`` and ``F(y)`` once (paper Sec. 3), under the generators' gradient tape;
-2. D_X on real ``x``, D_X on ``F(y)``, D_Y on real ``y``, D_Y on ``G(x)``: four separate updates in the
-   report's order, each with its own tape and the discriminator's own optimizer (LSGAN, Eq. 1 with
-   least squares), exactly what the four ``train_on_batch`` calls do;
-3. G and F through the *updated* D_X, D_Y with the adversarial, cycle (Eq. 2, weight lambda_cycle) and
-   identity (Sec. 5.2, weight lambda_id) losses, with the ``combined`` model's optimizer.
+2. D_X on real ``x``, D_X on ``F(y)``, D_Y on real ``y``, D_Y on ``G(x)``: four separate updates in
+   the report's order, each with its own tape and the discriminator's own optimizer (LSGAN, Eq. 1
+   with least squares), exactly what the four ``train_on_batch`` calls do;
+3. G and F through the *updated* D_X, D_Y with the adversarial, cycle (Eq. 2, weight lambda_cycle)
+   and identity (Sec. 5.2, weight lambda_id) losses, with the ``combined`` model's optimizer.
 
-The fakes of step 2 are the very tensors of step 3 (the report recomputes them; the generators do not
-change before step 3, so the values are the same). Weights, optimizers and their states are the
-trainer's own (``d_A.optimizer``, ``d_B.optimizer``, ``combined.optimizer``), so checkpoints, resuming
-and the ``train_on_batch`` step can be mixed freely with the fused step, and the result of one fused
-step equals one :meth:`~keras_gans.cyclegan.CycleGAN.train_step` within float rounding
-(``tests/test_fused.py``). It honours the trainer's strategy (the global batch is split over replicas),
-mixed precision (loss scaling through the compiled optimizers) and ``jit`` (XLA).
+The fakes of step 2 are the tensors of step 3 (the report computes them twice; the generators do
+not change before step 3, so the values are the same). Weights, optimizers and optimizer states are
+the trainer's own (``d_A.optimizer``, ``d_B.optimizer``, ``combined.optimizer``), so checkpoints,
+resuming and the ``train_on_batch`` step mix freely with the fused step, and one fused step
+equals one :meth:`~keras_gans.cyclegan.CycleGAN.train_step` within float rounding
+(``tests/test_fused.py``).
+It follows the trainer's strategy (the global batch is split over replicas), mixed precision (loss
+scaling through the compiled optimizers) and ``jit`` (XLA).
 
 Use::
 
     gan = CycleGAN(...)
     step = FusedCycleGANStep(gan)
-    logs = step(imgs_A, imgs_B, valid, fake)  # same keys as CycleGAN.train_step
+    logs = step(imgs_A, imgs_B, valid, fake)  # the same keys as CycleGAN.train_step
 """
 
 import numpy as np
@@ -68,7 +70,8 @@ class FusedCycleGANStep:
     def __init__(self, gan, jit_compile=None):
         if getattr(gan, "accumulate", 1) != 1:
             raise ValueError(
-                "the fused step updates once per call; use the train_on_batch step with accumulate > 1"
+                "the fused step makes one update per call; with accumulate > 1 use "
+                "CycleGAN.train_step"
             )
         self.gan = gan
         self.strategy = gan.strategy
@@ -93,11 +96,16 @@ class FusedCycleGANStep:
         jit_compile = None if jit_compile == "auto" else bool(jit_compile)
         n = self.strategy.num_replicas_in_sync
         if n == 1:
-            self._fn = tf.function(self._replica_step, jit_compile=jit_compile, reduce_retracing=True)
+            self._fn = tf.function(
+                self._replica_step,
+                jit_compile=jit_compile,
+                reduce_retracing=True,
+                autograph=False,  # plain Python control flow only; tracing stays quick
+            )
         else:
             strategy = self.strategy
 
-            @tf.function(reduce_retracing=True)
+            @tf.function(reduce_retracing=True, autograph=False)
             def distributed(data):
                 out = strategy.run(self._replica_step, args=data)
                 return {k: strategy.reduce("MEAN", v, axis=None) for k, v in out.items()}
@@ -146,10 +154,7 @@ class FusedCycleGANStep:
             rec_A, rec_B = _mae(imgs_A, reconstr_A), _mae(imgs_B, reconstr_B)
             id_A, id_B = _mae(imgs_A, img_A_id), _mae(imgs_B, img_B_id)
             g_loss = (
-                adv_A
-                + adv_B
-                + self.lambda_cycle * (rec_A + rec_B)
-                + self.lambda_id * (id_A + id_B)
+                adv_A + adv_B + self.lambda_cycle * (rec_A + rec_B) + self.lambda_id * (id_A + id_B)
             )
             scaled = self.opt_g.scale_loss(g_loss * scale)
         grads = g_tape.gradient(scaled, self.g_vars)

@@ -523,7 +523,7 @@ def train_classifier(
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    model.fit(data, epochs=epochs, verbose=0)
+    model.fit(data, epochs=epochs, verbose=0, shuffle=False)  # tf.data shuffles, seeded
     return model
 
 
@@ -565,6 +565,8 @@ def run_experiment(
         raise ValueError(f"arms must include 'baseline' and come from {ARMS}, got {list(arms)}")
     if gan not in ("conditional", "unconditional"):
         raise ValueError(f"gan must be 'conditional' or 'unconditional', got {gan!r}")
+    if not len(seeds):
+        raise ValueError("at least one seed is needed")
     runtime = dict(runtime or {})
     strategy = distribute.get_strategy(runtime.pop("strategy", "auto"))
     distribute.set_precision(runtime.get("mixed_precision"))

@@ -90,6 +90,14 @@ def add_common_args(parser, epochs=None, batch_size=1, sample_interval=50):
     )
     parser.add_argument("--strict", action="store_true", help="fail on an unreadable image")
     parser.add_argument("--deterministic", action="store_true", help="deterministic TF ops")
+    parser.add_argument(
+        "--eval-every", type=int, default=0, help="steps between quality evaluations (0 = never)"
+    )
+    parser.add_argument(
+        "--eval-extractor",
+        default=None,
+        help="features for FID/KID: 'inception' (ImageNet weights, see README) or MODEL.h5:LAYER",
+    )
     return parser
 
 
@@ -108,6 +116,8 @@ def runtime_kwargs(args):
         "on_nan": args.on_nan,
         "strict": args.strict,
         "deterministic": args.deterministic,
+        "eval_every": args.eval_every,
+        "eval_extractor": args.eval_extractor,
     }
 
 
@@ -173,6 +183,8 @@ class GANTrainer:
         on_nan="stop",
         strict=False,
         deterministic=False,
+        eval_every=0,
+        eval_extractor=None,
     ):
         """Set the run-wide state; call first in a subclass ``__init__``, before building models."""
         if accumulate < 1:
@@ -194,6 +206,9 @@ class GANTrainer:
         self.resume = resume
         self.on_nan = on_nan
         self.strict = strict
+        self.eval_every = eval_every
+        self.eval_extractor = eval_extractor
+        self._evaluator = None
         self.output_dir = os.path.abspath(output_dir)
         self.images_dir = os.path.join(self.output_dir, "images")
         self.models_dir = os.path.join(self.output_dir, "models")
@@ -294,6 +309,27 @@ class GANTrainer:
             f"no checkpoint in {self.checkpoint_dir} can be read ({'; '.join(errors)}); "
             "delete the folder or start afresh with --no-resume"
         )
+
+    # --- quality evaluation (--eval-every) -------------------------------------------------------
+    def evaluate(self):
+        """Quality metrics of the current models, as ``{name: float}``; subclasses override."""
+        return {}
+
+    def maybe_evaluate(self):
+        """:meth:`evaluate` every ``eval_every`` steps on the chief; its values join losses.csv."""
+        if not (self.eval_every and self.is_chief and self.step % self.eval_every == 0):
+            return {}
+        return {k: float(v) for k, v in self.evaluate().items() if v is not None}
+
+    def fid_kid(self, real_images, fake_images):
+        """FID and KID of ``fake_images`` against ``real_images`` (features computed once)."""
+        if not self.eval_extractor:
+            return {}
+        from keras_gans.metrics import GenerativeEvaluator
+
+        if self._evaluator is None:
+            self._evaluator = GenerativeEvaluator(real_images, extractor=self.eval_extractor)
+        return self._evaluator(fake_images)
 
     # --- logging --------------------------------------------------------------------------------
     def progress(self, total, initial=0, desc="train"):

@@ -1,4 +1,4 @@
-"""AnoGAN: the latent search (only z moves, the score falls, images independent), evaluation, CLI."""
+"""AnoGAN: the latent search (only z moves, scores fall, images independent), evaluation, CLI."""
 
 import csv
 import json
@@ -52,7 +52,7 @@ def test_outputs_are_consistent(pair):
     assert r["reconstruction"].shape == r["anomaly_map"].shape == x.shape
     np.testing.assert_allclose(r["anomaly_map"], np.abs(x - r["reconstruction"]), atol=1e-6)
     np.testing.assert_allclose(r["residual_score"], r["anomaly_map"].sum(axis=(1, 2, 3)), rtol=1e-4)
-    # Eq. 6: (1 - lambda) R + lambda D, taken at z_Gamma, the z returned
+    # A(x) = (1 - lambda) R(x) + lambda D(x), taken at z_Gamma (the z returned)
     expected = 0.9 * r["residual_score"] + 0.1 * r["discrimination_score"]
     np.testing.assert_allclose(r["anomaly_score"], expected, rtol=1e-5)
     np.testing.assert_allclose(g(r["z"], training=False), r["reconstruction"], atol=1e-5)
@@ -111,7 +111,7 @@ def test_evaluation_splits_are_balanced_disjoint_and_seeded():
     np.testing.assert_array_equal(again["test"][0], test_x)
 
 
-def _toy_folder(root, n_normal=150, n_anomalous=40):
+def _toy_folder(root, n_normal=300, n_anomalous=40):
     """Normal: a bright bar on black; anomalous: its negative (plainly different)."""
     rng = np.random.default_rng(0)
     for name, n in (("normal", n_normal), ("anomalous", n_anomalous)):
@@ -137,7 +137,7 @@ def test_cli_trains_scores_a_toy_set_and_rescores_from_saved_models(tmp_path):
     common = ["--data-dir", data, "--normal-class", "normal", "--iterations", "20"]
     common += ["--learning-rate", "0.05", "--eval-per-class", "12", "--seed", "0"]
     report = anogan.main(
-        ["train", *common, "--output-dir", out, "--max-steps", "100", "--batch-size", "16"]
+        ["train", *common, "--output-dir", out, "--max-steps", "80", "--batch-size", "16"]
         + ["--gf", "8", "--df", "8", "--latent-dim", "16", "--checkpoint-every", "0"]
         + ["--sample-interval", "0"]
     )
@@ -154,9 +154,9 @@ def test_cli_trains_scores_a_toy_set_and_rescores_from_saved_models(tmp_path):
     assert len(rows) == 24 and {r["split"] for r in rows} == {"validation", "test"}
 
     rescored = str(tmp_path / "rescored")
-    again = anogan.main(["score", *common, "--model", os.path.join(out, "models")] + [
-        "--output-dir", rescored
-    ])
+    again = anogan.main(
+        ["score", *common, "--model", os.path.join(out, "models")] + ["--output-dir", rescored]
+    )
     assert again["auroc_test"] == pytest.approx(report["auroc_test"])
     assert again["threshold"] == pytest.approx(report["threshold"], rel=1e-3)
     assert os.path.getsize(os.path.join(rescored, "maps.png")) > 0
@@ -170,3 +170,15 @@ def test_cli_trains_scores_a_toy_set_and_rescores_from_saved_models(tmp_path):
     with open(os.path.join(unlabelled, "scores.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 40 and rows[0]["file"] == "000.png" and "predicted" in rows[0]
+
+
+@pytest.mark.parametrize("command", ["train", "score"])
+def test_help_documents_the_paper_defaults(command, capsys):
+    with pytest.raises(SystemExit):
+        anogan.main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--normal-class", "--iterations", "--lambda", "--data-dir", "--output-dir"):
+        assert option in text
+    assert "Gamma (default: 500)" in text and "default: 0.1" in text
+    assert ("--strategy" in text) == (command == "train")
+    assert ("--model" in text) == (command == "score")

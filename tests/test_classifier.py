@@ -198,7 +198,7 @@ def test_cli_writes_every_artifact(tmp_path):
     report = C.main([
         "--synthetic", f"melanoma={g1},nevus={g2}", "--n-synthetic", "melanoma=30,nevus=10",
         "--seeds", "0,1", "--epochs", "1", "--img-size", str(SIZE), "--test-per-class", "40",
-        "--batch-size", "32", "--output-dir", str(out),
+        "--batch-size", "32", "--no-augment", "--output-dir", str(out),
     ])
     # fmt: on
     for name in ["report.json", "report.md", "roc.png", "confusion_real.png",
@@ -226,3 +226,12 @@ def test_cli_writes_every_artifact(tmp_path):
     table = (out / "report.md").read_text()
     assert "| balanced_accuracy |" in table and "real+synthetic - real" in table
     assert os.path.exists(out / saved["runs"]["real"][0]["model"])
+    # `split` writes the GAN training pool: everything but this very test set.
+    pool = tmp_path / "pool"
+    counts = C.main(
+        ["split", "--img-size", str(SIZE), "--test-per-class", "40", "--output", str(pool)]
+    )
+    written = {p.stem for c in ("melanoma", "nevus") for p in (pool / c).iterdir()}
+    assert len(written) == sum(counts.values()) == 320 - 80
+    assert not written & set(saved["data"]["test_ids"])
+    assert (pool / "test_ids.txt").read_text().split() == saved["data"]["test_ids"]

@@ -49,7 +49,7 @@ def test_report_architecture_at_128():
     assert gan.disc_patch == (8, 8, 1)
     assert gan.d_A.output_shape == (None, 8, 8, 1)
     assert gan.lambda_id == pytest.approx(1.0)
-    assert [o.name for o in gan.combined.outputs] == [
+    assert gan.combined.output_names == [
         "valid_A", "valid_B", "reconstr_A", "reconstr_B", "img_A_id", "img_B_id",
     ]
     norm = gan.g_AB.get_layer("g_AB_d2_norm")
@@ -123,14 +123,14 @@ def test_train_writes_models_images_and_both_identity_losses(fruit, tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert {"D_loss", "D_acc", "G_loss", "adv", "recon", "id"} <= set(rows[0])
+    reloaded = load_model(str(tmp_path / "models" / "g_AB.h5"))
+    np.testing.assert_allclose(reloaded(_batch(7)), gan.g_AB(_batch(7)), atol=1e-5)
+    assert reloaded.trainable and load_model(str(tmp_path / "models" / "d_A.keras")).trainable
     g = gan.combined.train_on_batch(
         [_batch(5), _batch(6)], [np.ones((2, 2, 2, 1))] * 2 + [_batch(5), _batch(6)] * 2,
         return_dict=True,
     )
     assert {"img_A_id_loss", "img_B_id_loss"} <= set(g)
-    reloaded = load_model(str(tmp_path / "models" / "g_AB.h5"))
-    np.testing.assert_allclose(reloaded(_batch(7)), gan.g_AB(_batch(7)), atol=1e-5)
-    assert reloaded.trainable
 
 
 def test_generator_and_discriminator_round_trip(gan, tmp_path):
@@ -190,3 +190,14 @@ def test_short_training_moves_translations_toward_domain_b(tmp_path):
     moved = distance(gan.translate(test_a, test_b)[0])
     # Closer to B's colours than the apples themselves (and than the untrained generator's grey).
     assert moved < 0.8 * start and moved < 0.5 * untrained, (start, untrained, moved)
+
+
+def test_eval_every_writes_the_translation_score_to_the_loss_log(fruit, tmp_path):
+    gan = CycleGAN(data_dir=fruit, img_rows=SIZE, img_cols=SIZE, gf=4, df=4, seed=0,
+                   output_dir=str(tmp_path), checkpoint_every=0, eval_every=2)
+    gan.train(epochs=1, batch_size=2, sample_interval=1000)
+    with open(tmp_path / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    scored = [r for r in rows if r.get("a_to_b")]
+    assert [int(r["step"]) for r in scored] == [2]
+    assert 0.0 <= float(scored[0]["a_to_b"]) <= 1.0 and 0.0 <= float(scored[0]["b_to_a"]) <= 1.0

@@ -81,9 +81,7 @@ def test_unpaired_pipeline_is_seeded_scaled_and_skips_bad_files(tmp_path, caplog
     if any(p.endswith("broken.jpg") for p in data.epoch_order(2, 3, 0)[0]):
         assert "broken.jpg" in caplog.text and len(report) >= 1
     with pytest.raises(BadImageError, match="broken.jpg"):
-        strict = UnpairedImages(str(root), (16, 16), strict=True)
-        for e in range(6):
-            list(strict.dataset(1, seed=0, epoch=e).as_numpy_iterator())
+        UnpairedImages(str(root), (16, 16), strict=True)
 
 
 def test_flips_happen_and_follow_the_seed(tmp_path):
@@ -120,7 +118,7 @@ def test_berkeley_download_from_a_local_archive_once(tmp_path, monkeypatch):
         for path in src.rglob("*.jpg"):
             z.write(path, path.relative_to(tmp_path / "src"))
     monkeypatch.setenv("KERAS_GANS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERAS_GANS_BERKELEY_URL", (tmp_path / "{name}.zip").as_uri())
+    monkeypatch.setenv("KERAS_GANS_BERKELEY_URL", f"file://{tmp_path}/{{name}}.zip")
     root = resolve_dataset("apple2orange")
     assert len(os.listdir(os.path.join(root, "trainB"))) == 4
     archive.unlink()  # a second call must not download again

@@ -4,7 +4,6 @@ import csv
 import math
 import os
 
-import keras
 import numpy as np
 import pytest
 
@@ -46,7 +45,7 @@ def test_report_architecture_at_64():
     assert d.input_shape == (None, 64, 64, 3) and d.output_shape == (None, 1)
     # 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x64 -> 64x64x3 (Radford et al. Fig. 1).
     assert g.get_layer("generator_reshape").output.shape == (None, 4, 4, 512)
-    assert g.get_layer("generator_deconv3").output.shape == (None, 32, 32, 64)
+    assert g.get_layer("generator_up3_deconv").output.shape == (None, 32, 32, 64)
     assert g.get_layer("generator_out").activation.__name__ == "tanh"
     # D: 64 -> 32x32x64 (no BN) -> 16x16x128 -> 8x8x256 -> 4x4x512 -> sigmoid.
     assert d.get_layer("discriminator_lrelu4").output.shape == (None, 4, 4, 512)
@@ -54,7 +53,7 @@ def test_report_architecture_at_64():
     assert "discriminator_bn1" not in names and "discriminator_bn2" in names
     assert d.get_layer("discriminator_lrelu1").negative_slope == pytest.approx(0.2)
     assert d.get_layer("discriminator_validity").activation.__name__ == "sigmoid"
-    assert g.get_layer("generator_bn1").momentum == pytest.approx(dcgan.BN_MOMENTUM)
+    assert g.get_layer("generator_up1_bn").momentum == pytest.approx(dcgan.BN_MOMENTUM)
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -120,9 +119,9 @@ def test_full_step_moves_both_and_d_step_order_holds(gan):
 def _d_outputs(gan, z):
     """``(combined(z), D with batch statistics on G(z), D with moving statistics on G(z))``."""
     fakes = np.asarray(gan.generator(z, training=True))
-    twin = keras.models.clone_model(gan.discriminator)  # a copy, so D's statistics stay put
+    # A trainable copy: its BN in training mode uses (and updates) batch statistics; D's stay put.
+    twin = gan.discriminator_builder(SIZE, 3, gan.df)
     twin.set_weights(gan.discriminator.get_weights())
-    twin.trainable = True  # a trainable BN in training mode uses (and updates) batch statistics
     return (
         np.asarray(gan.combined(z, training=True)),
         np.asarray(twin(fakes, training=True)),
@@ -142,8 +141,7 @@ def test_frozen_d_uses_batch_statistics_in_combined(gan):
 
 def test_frozen_bn_moving_is_keras_3_inference_mode(tmp_path):
     gan = _make(tmp_path, frozen_bn="moving")
-    gan.train_step(_images(8, seed=6), np.ones((8, 1), "float32"), np.zeros((8, 1), "float32"))
-    gan.set_trainable(gan.discriminator, False)
+    gan.discriminator.get_layer("discriminator_bn2").moving_mean.assign(np.full(8, 0.3))
     combined, batch_stats, moving = _d_outputs(gan, _z(8, seed=7))
     np.testing.assert_allclose(combined, moving, atol=1e-5)
     assert np.abs(combined - batch_stats).max() > 1e-4
@@ -181,11 +179,11 @@ def test_generate_cli_writes_pngs(gan, tmp_path):
 
 
 def test_single_channel_arrays_as_anogan_passes_them(tmp_path):
-    gan = _make(tmp_path, images=_images(16, channels=1))
-    assert gan.img_size == SIZE and gan.channels == 1
-    assert gan.generator.output_shape == (None, SIZE, SIZE, 1)
-    summary = gan.train(epochs=1, batch_size=8, sample_interval=0)
-    assert summary["steps"] == 2 and summary["images"] == 16
+    gan = _make(tmp_path, images=_images(16, size=32, channels=1), img_size=64)
+    assert gan.img_size == 32 and gan.channels == 1  # the array's shape wins
+    assert gan.generator.output_shape == (None, 32, 32, 1)
+    assert gan.discriminator.input_shape == (None, 32, 32, 1)
+    assert gan.images.shape == (16, 32, 32, 1)
 
 
 @pytest.mark.slow

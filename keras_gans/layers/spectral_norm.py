@@ -99,3 +99,8 @@ class SpectralNorm(keras.layers.Wrapper):
         config = super().get_config()
         config.update({"power_iterations": self.power_iterations, "epsilon": self.epsilon})
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.layers.Wrapper.from_config pops "layer" from the caller's dict; work on a copy.
+        return super().from_config(dict(config), custom_objects=custom_objects)
