@@ -1,7 +1,7 @@
 """``python -m benchmarks.cyclegan``: the CycleGAN training step, three ways, in one process.
 
-Variants (all on models built by :class:`keras_gans.cyclegan.CycleGAN` from the same seed, on the
-same random batches):
+Variants, all on the models and compiled train functions of one
+:class:`keras_gans.cyclegan.CycleGAN`, on the same random batches:
 
 ``literal``
     The report's Keras-GAN loop ported line by line: ``g_AB.predict``, ``g_BA.predict``,
@@ -309,25 +309,24 @@ def run(argv=None):
         valid, fake = np.ones(patch, np.float32), np.zeros(patch, np.float32)
         batches = [(a, b, valid, fake) for a, b in pool]
 
-        # Build everything first: every CycleGAN seeds TensorFlow, and tf.random.set_seed clears the
-        # process' kernel caches, which would make the variants built earlier re-instantiate their
-        # graphs inside the timed blocks.
+        # One CycleGAN for all variants: the same weights and compiled models, each compiled train
+        # function traced once (tracing dominates a short run), and one seeding only (every
+        # CycleGAN calls tf.random.set_seed, which clears the process' kernel caches and would make
+        # the variants built earlier re-instantiate their graphs inside the timed blocks).
+        with common.PeakMemory() as mem:
+            start = time.perf_counter()
+            gan = build_gan(args, workdir, "bench")
+            build = {"build_s": time.perf_counter() - start, "rss_growth_build_mb": mem.growth_mb}
+        fg, fd = model_flops(gan)
+        print(f"built in {build['build_s']:.1f} s: G {fg / 1e9:.2f}, D {fd / 1e9:.2f} GFLOP/image")
         runs = {}
         for variant in args.variants:
-            with common.PeakMemory() as mem:
-                start = time.perf_counter()
-                gan = build_gan(args, workdir, variant)
-                step = make_step(variant, gan)
-            fg, fd = model_flops(gan)
             runs[variant] = {
-                "gan": gan,
-                "step": step,
+                "step": make_step(variant, gan),
                 "blocks": [],
                 "peaks": [],
                 "result": {
                     "variant": variant,
-                    "build_s": time.perf_counter() - start,
-                    "rss_growth_build_mb": mem.growth_mb,
                     "generator_forward_flops": fg,
                     "discriminator_forward_flops": fd,
                     "flops_per_step": step_flops(fg, fd, variant) * args.batch_size,
@@ -336,7 +335,7 @@ def run(argv=None):
         for variant in args.variants:
             run_, start = runs[variant], time.perf_counter()
             with common.PeakMemory() as mem:
-                updates = check_updates(run_["gan"], run_["step"], batches[0])  # traces
+                updates = check_updates(gan, run_["step"], batches[0])  # traces what is new
                 first_s = time.perf_counter() - start
                 for i in range(args.warmup):
                     run_["step"](*batches[(i + 1) % len(batches)])
@@ -366,7 +365,7 @@ def run(argv=None):
 
         profile = None
         if args.profile and "keras_gans" in runs:
-            profile = profile_keras_gans(runs["keras_gans"]["gan"], batches, args.profile)
+            profile = profile_keras_gans(gan, batches, args.profile)
             print("\nkeras_gans step, median ms per step:")
             for key, ms in profile.items():
                 print(f"  {key:28s} {ms:8.2f}")
@@ -410,6 +409,7 @@ def run(argv=None):
                 "see benchmarks/common.py"
             ),
             "process_max_rss_mb": common.max_rss_mb(),
+            **build,
             "variants": results,
             "ratios": ratios,
             "profile_keras_gans_ms": profile,
@@ -423,8 +423,8 @@ def run(argv=None):
         print()
         print(table(data))
         print(f"\nwrote {paths[0]}")
-        for run_ in runs.values():  # free the models before the next benchmark in this process
-            run_.clear()
+        runs.clear()  # free the models before anything else runs in this process
+        del gan
         gc.collect()
         return data
     finally:
@@ -448,7 +448,6 @@ def table(data):
         ("GFLOP/s", "achieved_gflops", "{:.1f}"),
         ("% matmul", "pct", "{:.0f}"),
         ("RSS peak MiB", "rss_peak_timed_mb", "{:.0f}"),
-        ("+build MiB", "rss_growth_build_mb", "{:.0f}"),
         ("+warm-up MiB", "rss_growth_warmup_mb", "{:.0f}"),
     ]
     opts = data["options"]

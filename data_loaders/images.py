@@ -115,7 +115,9 @@ def load_images(paths, size, value_range=(-1.0, 1.0), strict=False, report=None)
             report.add(path, err)
     if not arrays:
         where = os.path.dirname(paths[0]) if paths else "the given list"
-        raise NoImagesError(f"no usable image in {where}: {len(report)} file(s) could not be decoded")
+        raise NoImagesError(
+            f"no usable image in {where}: {len(report)} file(s) could not be decoded"
+        )
     return np.stack(arrays), kept
 
 

@@ -42,7 +42,9 @@ def _fruit(rng, size, kind):
     fruit = np.clip(skin * shade, 0, 1)
     img[inside] = fruit[inside]
     hy, hx = cy - 0.4 * r, cx - 0.35 * r
-    highlight = np.exp(-_disk(h, w, hy, hx, 0.18 * r))[..., None] * (0.35 if kind == "apple" else 0.12)
+    highlight = np.exp(-_disk(h, w, hy, hx, 0.18 * r))[..., None] * (
+        0.35 if kind == "apple" else 0.12
+    )
     img = np.where(inside[..., None], np.clip(img + highlight, 0, 1), img)
     if kind == "apple":
         stem = (np.abs(np.mgrid[0:h, 0:w][1] - cx) < max(1, size / 64)) & (

@@ -68,7 +68,9 @@ def resolve_dataset(dataset_name="sample", data_dir=None):
         f"Offline? Download {dataset_name}.zip from the Berkeley CycleGAN datasets page by hand and "
         f"unzip it so that {root}/trainA, trainB, testA and testB exist, or pass --data-dir DIR."
     )
-    archive = dl.download(url, os.path.join(dl.cache_root(), "downloads", f"{dataset_name}.zip"), manual_hint=hint)
+    archive = dl.download(
+        url, os.path.join(dl.cache_root(), "downloads", f"{dataset_name}.zip"), manual_hint=hint
+    )
     parent = os.path.dirname(root)
     dl.extract_zip(archive, parent)  # the archive's top folder is the dataset name
     if not os.path.isdir(os.path.join(root, "trainA")):
@@ -132,6 +134,7 @@ class UnpairedImages:
             fa[:] = fb[:] = False
         h, w = self.img_size
 
+        @tf.autograph.experimental.do_not_convert
         def decode(pa, pb, fa, fb):
             img_a, img_b, ok = tf.numpy_function(
                 self._decode_pair, [pa, pb, fa, fb], [tf.float32, tf.float32, tf.bool]
@@ -159,7 +162,9 @@ class DataLoader:
     ``load_img(path)`` returns one image as a batch of one, all in [-1, 1].
     """
 
-    def __init__(self, dataset_name="sample", img_res=(128, 128), data_dir=None, seed=None, strict=False):
+    def __init__(
+        self, dataset_name="sample", img_res=(128, 128), data_dir=None, seed=None, strict=False
+    ):
         self.dataset_name = dataset_name
         self.img_res = tuple(img_res)
         self.root = resolve_dataset(dataset_name, data_dir)
@@ -192,8 +197,7 @@ class DataLoader:
         self.n_batches = split.n_batches(batch_size)
         ds = split.dataset(batch_size, self.seed, self._epoch, flip=not is_testing)
         self._epoch += 1
-        for imgs_A, imgs_B in ds.as_numpy_iterator():
-            yield imgs_A, imgs_B
+        yield from ds.as_numpy_iterator()
 
     def load_img(self, path):
         return load_image(path, self.img_res)[None]

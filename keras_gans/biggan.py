@@ -353,9 +353,6 @@ class BigGAN(GANTrainer):
             # Adam's slots now, not inside the first traced step (which would then be traced twice).
             self.build_optimizers()
         self._fakes = tf.function(lambda z, y: self.g([z, y], training=True), reduce_retracing=True)
-        self._sample = tf.function(
-            lambda z, y: self.g_ema([z, y], training=False), reduce_retracing=True
-        )
         self._ema = tf.function(self._ema_update, reduce_retracing=True)
         # Fixed noise for the sample grids: the same z for every class.
         self.fixed_z = sample_latent(self.rng(4), GRID * GRID, latent_dim, truncation, truncation_mode)
@@ -506,7 +503,7 @@ class BigGAN(GANTrainer):
         """Images of class ``class_index`` from the EMA generator (inference mode)."""
         z = self.fixed_z if z is None else np.asarray(z, np.float32)
         y = np.full(len(z), class_index, np.int32)
-        return np.asarray(self._sample(tf.constant(z), tf.constant(y)))
+        return np.asarray(sample_function(self.g_ema)(tf.constant(z), tf.constant(y)))
 
     def sample_images(self, step):
         """One ``GRID x GRID`` grid per class, ``images/<step>_<class>.png``, same z for each class."""
@@ -532,6 +529,15 @@ class BigGAN(GANTrainer):
             json.dump(list(self.class_names), f)
 
 
+def sample_function(generator):
+    """``f(z, class)``: the generator's traced inference-mode forward, cached on the model."""
+    fn = getattr(generator, "_keras_gans_sample_fn", None)
+    if fn is None:
+        fn = tf.function(lambda z, y: generator([z, y], training=False), reduce_retracing=True)
+        generator._keras_gans_sample_fn = fn
+    return fn
+
+
 def generate_images(
     generator, n_per_class, class_index, truncation=None, seed=0, truncation_mode="resample",
     batch_size=64,
@@ -547,11 +553,14 @@ def generate_images(
     z = sample_latent(
         np.random.default_rng([seed, class_index]), n_per_class, latent_dim, truncation, truncation_mode
     )
+    forward = sample_function(generator)  # every batch is padded to one shape: one trace
     out = []
     for start in range(0, n_per_class, batch_size):
         chunk = z[start : start + batch_size]
-        y = np.full(len(chunk), class_index, np.int32)
-        out.append(np.asarray(generator([chunk, y], training=False)))
+        pad = np.zeros((batch_size - len(chunk), latent_dim), np.float32)
+        y = np.full(batch_size, class_index, np.int32)
+        images = forward(tf.constant(np.concatenate([chunk, pad])), tf.constant(y))
+        out.append(np.asarray(images)[: len(chunk)])
     return np.concatenate(out) if out else np.zeros((0, *generator.output_shape[1:]), np.float32)
 
 

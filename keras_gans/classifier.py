@@ -87,7 +87,7 @@ ARMS = ("real", "real+synthetic")
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "roc_auc")
 
 
-def conv_block(x, filters, name, dropout=0.25, bn_momentum=0.99):
+def conv_block(x, filters, name, dropout=0.25, bn_momentum=BN_MOMENTUM):
     """Conv(3, relu, valid) -> BatchNorm -> MaxPool 2 -> Dropout, the report's repeated block."""
     x = layers.Conv2D(filters, 3, activation="relu", name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
@@ -96,7 +96,12 @@ def conv_block(x, filters, name, dropout=0.25, bn_momentum=0.99):
 
 
 def build_classifier(
-    img_size=IMG_SIZE, channels=3, n_classes=2, filters=FILTERS, dense=DENSE, bn_momentum=0.99
+    img_size=IMG_SIZE,
+    channels=3,
+    n_classes=2,
+    filters=FILTERS,
+    dense=DENSE,
+    bn_momentum=BN_MOMENTUM,
 ):
     """The report's CNN as a named functional model; inputs in [0, 1], softmax outputs."""
     side = img_size
@@ -733,13 +738,17 @@ def main(argv=None):
         "images over seeds; report test metrics with 95% intervals and paired differences."
         if command == "evaluate"
         else "Write the images outside the held-out test set as OUTPUT/<class>/, for GAN training.",
+        epilog="Subcommands: evaluate (default) and split (the GAN training pool without the test "
+        "set; see the module docstring).",
     )
     parser.add_argument("--data-dir", default=None, help="ISIC folder (default: built-in sample)")
     parser.add_argument("--img-size", type=int, default=IMG_SIZE, help=f"default: {IMG_SIZE}")
     parser.add_argument(
         "--test-per-class", type=int, default=TEST_PER_CLASS, help=f"default: {TEST_PER_CLASS}"
     )
-    parser.add_argument("--split-seed", type=int, default=SPLIT_SEED, help="picks the test set")
+    parser.add_argument(
+        "--split-seed", type=int, default=SPLIT_SEED, help="picks the test set (default: 42)"
+    )
     parser.add_argument("--classes", default="melanoma,nevus", help="default: melanoma,nevus")
     parser.add_argument("--strict", action="store_true", help="stop at an unreadable image")
     if command == "split":

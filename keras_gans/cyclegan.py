@@ -93,7 +93,9 @@ class CycleGAN(GANTrainer):
         self.img_rows, self.img_cols, self.channels = img_rows, img_cols, channels
         self.img_shape = (img_rows, img_cols, channels)
         if img_rows % 16 or img_cols % 16:
-            raise ValueError(f"img_rows and img_cols must be multiples of 16, got {img_rows}x{img_cols}")
+            raise ValueError(
+                f"img_rows and img_cols must be multiples of 16, got {img_rows}x{img_cols}"
+            )
         self.gf, self.df = gf, df
         self.lambda_cycle = lambda_cycle
         self.lambda_id = 0.1 * lambda_cycle if lambda_id is None else lambda_id
@@ -103,7 +105,9 @@ class CycleGAN(GANTrainer):
         self.disc_patch = (img_rows // 2**4, img_cols // 2**4, 1)
         output_dir = output_dir or os.path.join("output", "cyclegan", dataset_name)
         self.setup_runtime(output_dir, seed=seed, **runtime)
-        self.data_loader = DataLoader(dataset_name, (img_rows, img_cols), data_dir, seed, self.strict)
+        self.data_loader = DataLoader(
+            dataset_name, (img_rows, img_cols), data_dir, seed, self.strict
+        )
         self.data_loader.report.skipped = self.skipped_files
 
         with self.strategy.scope():
@@ -121,7 +125,14 @@ class CycleGAN(GANTrainer):
             self.combined = self.build_combined()
             self.combined.compile(
                 loss=["mse", "mse", "mae", "mae", "mae", "mae"],
-                loss_weights=[1, 1, self.lambda_cycle, self.lambda_cycle, self.lambda_id, self.lambda_id],
+                loss_weights=[
+                    1,
+                    1,
+                    self.lambda_cycle,
+                    self.lambda_cycle,
+                    self.lambda_id,
+                    self.lambda_id,
+                ],
                 optimizer=self.make_optimizer(LEARNING_RATE, beta_1=BETA_1),
                 jit_compile=self.jit_compile,
             )
@@ -134,17 +145,23 @@ class CycleGAN(GANTrainer):
     @staticmethod
     def conv2d(layer_input, filters, f_size=4, normalization=True, norm="contrib", name=None):
         """Downsampling block: Conv2D(k4, s2) -> LeakyReLU(0.2) -> InstanceNormalization."""
-        d = layers.Conv2D(filters, f_size, strides=2, padding="same", name=f"{name}_conv")(layer_input)
+        d = layers.Conv2D(filters, f_size, strides=2, padding="same", name=f"{name}_conv")(
+            layer_input
+        )
         d = layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu")(d)
         if normalization:
             d = instance_norm_for(norm, name=f"{name}_norm")(d)
         return d
 
     @staticmethod
-    def deconv2d(layer_input, skip_input, filters, f_size=4, dropout_rate=0, norm="contrib", name=None):
+    def deconv2d(
+        layer_input, skip_input, filters, f_size=4, dropout_rate=0, norm="contrib", name=None
+    ):
         """Upsampling block: UpSampling2D -> Conv2D(k4, s1, relu) -> [Dropout] -> norm -> concat skip."""
         u = layers.UpSampling2D(size=2, name=f"{name}_up")(layer_input)
-        u = layers.Conv2D(filters, f_size, padding="same", activation="relu", name=f"{name}_conv")(u)
+        u = layers.Conv2D(filters, f_size, padding="same", activation="relu", name=f"{name}_conv")(
+            u
+        )
         if dropout_rate:
             u = layers.Dropout(dropout_rate, name=f"{name}_dropout")(u)
         u = instance_norm_for(norm, name=f"{name}_norm")(u)
@@ -234,7 +251,11 @@ class CycleGAN(GANTrainer):
         if self.accumulate == 1:
             return self.train_on_batch(model, x, y)
         n = self.accumulate
-        split = lambda v: [np.array_split(np.asarray(t), n) for t in v] if isinstance(v, list) else np.array_split(np.asarray(v), n)
+        split = lambda v: (
+            [np.array_split(np.asarray(t), n) for t in v]
+            if isinstance(v, list)
+            else np.array_split(np.asarray(v), n)
+        )
         xs, ys = split(x), split(y)
         logs = []
         for i in range(n):
@@ -267,7 +288,9 @@ class CycleGAN(GANTrainer):
         data = self.data_loader.train
         n_batches = data.n_batches(batch_size)
         if n_batches == 0:
-            raise ValueError(f"batch_size {batch_size} is larger than the smaller domain of {data.root}")
+            raise ValueError(
+                f"batch_size {batch_size} is larger than the smaller domain of {data.root}"
+            )
         self.restore_checkpoint()
         valid = np.ones((batch_size,) + self.disc_patch, np.float32)
         fake = np.zeros((batch_size,) + self.disc_patch, np.float32)
@@ -275,7 +298,9 @@ class CycleGAN(GANTrainer):
         bar = self.progress(total, initial=min(self.step, total), desc="cyclegan")
         done = self.step >= total
         while not done and self.epoch < epochs:
-            batches = data.dataset(batch_size, self.seed, self.epoch, skip_batches=self.batch_in_epoch)
+            batches = data.dataset(
+                batch_size, self.seed, self.epoch, skip_batches=self.batch_in_epoch
+            )
             restarted = False
             for imgs_A, imgs_B in batches.as_numpy_iterator():
                 batch_i = self.batch_in_epoch
@@ -311,7 +336,7 @@ class CycleGAN(GANTrainer):
     def evaluate(self):
         """Translation score (a domain classifier trained once on real train A vs B: the share of
         G(test A) it calls B and of F(test B) it calls A) and, with ``eval_extractor``, FID of G(A)."""
-        from keras_gans.metrics import translation_score_from_images, train_domain_classifier
+        from keras_gans.metrics import train_domain_classifier, translation_score_from_images
 
         test = self.data_loader.test
         test_A, test_B = test.first("A", len(test.paths_A)), test.first("B", len(test.paths_B))
@@ -325,7 +350,9 @@ class CycleGAN(GANTrainer):
             None, None, fake_A, fake_B, classifier=self._domain_classifier
         )
         values = {"a_to_b": score["a_to_b"], "b_to_a": score["b_to_a"]}
-        values.update({k: v for k, v in self.fid_kid(test_B, fake_B).items() if k in ("fid", "kid")})
+        values.update(
+            {k: v for k, v in self.fid_kid(test_B, fake_B).items() if k in ("fid", "kid")}
+        )
         return values
 
     # --- outputs --------------------------------------------------------------------------------
@@ -340,7 +367,12 @@ class CycleGAN(GANTrainer):
         grid = np.concatenate([imgs_A, fake_B, reconstr_A, imgs_B, fake_A, reconstr_B])
         path = os.path.join(self.images_dir, f"{epoch}_{batch_i}.png")
         return plotting.save_image_grid(
-            grid, path, 2, 3, titles=["Original", "Translated", "Reconstructed"], row_labels=["A", "B"]
+            grid,
+            path,
+            2,
+            3,
+            titles=["Original", "Translated", "Reconstructed"],
+            row_labels=["A", "B"],
         )
 
     def save_models(self):
@@ -398,11 +430,15 @@ def main(argv=None):
     parser.add_argument("--df", type=int, default=DF, help=f"discriminator filters (default: {DF})")
     parser.add_argument("--lambda-cycle", type=float, default=LAMBDA_CYCLE, help="default: 10")
     parser.add_argument("--lambda-id", type=float, default=None, help="default: 0.1 * lambda-cycle")
-    parser.add_argument("--norm", default="contrib", choices=("contrib", "instance"), help="default: contrib")
+    parser.add_argument(
+        "--norm", default="contrib", choices=("contrib", "instance"), help="default: contrib"
+    )
     add_common_args(parser, epochs=None, batch_size=1, sample_interval=SAMPLE_INTERVAL)
     parser.set_defaults(epochs=None)
     args = parser.parse_args(argv)
-    epochs = args.epochs or (SAMPLE_EPOCHS if args.dataset == "sample" and not args.data_dir else EPOCHS)
+    epochs = args.epochs or (
+        SAMPLE_EPOCHS if args.dataset == "sample" and not args.data_dir else EPOCHS
+    )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gan = CycleGAN(
         dataset_name=args.dataset,

@@ -33,7 +33,9 @@ def get_strategy(name="auto"):
         strategy = name
     elif name in (None, "auto"):
         gpus = tf.config.list_logical_devices("GPU")
-        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        strategy = (
+            tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        )
     elif name == "default":
         strategy = tf.distribute.get_strategy()
     elif name == "mirrored":
@@ -92,7 +94,9 @@ def set_precision(policy=None):
         keras.mixed_precision.set_global_policy("float32")
         return "float32"
     if policy not in PRECISIONS:
-        raise ValueError(f"--mixed-precision must be one of {', '.join(PRECISIONS)}, got {policy!r}")
+        raise ValueError(
+            f"--mixed-precision must be one of {', '.join(PRECISIONS)}, got {policy!r}"
+        )
     if policy == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         raise ValueError(
             "--mixed-precision mixed_float16 needs a GPU (none is visible); "
@@ -200,7 +204,9 @@ def launch_local(command, n_workers=2, timeout=600, env=None, log_dir=None):
                 os.makedirs(log_dir, exist_ok=True)
                 out = open(os.path.join(log_dir, f"worker{index}.log"), "w")
             procs.append(
-                subprocess.Popen(command, env=worker_env, stdout=out, stderr=subprocess.STDOUT if out else None)
+                subprocess.Popen(
+                    command, env=worker_env, stdout=out, stderr=subprocess.STDOUT if out else None
+                )
             )
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -236,7 +242,9 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=24 * 3600)
     parser.add_argument("--log-dir", default=None, help="one log file per worker (default: stdout)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- python -m keras_gans.cyclegan ...")
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, help="-- python -m keras_gans.cyclegan ..."
+    )
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     codes = launch_local(command, args.workers, args.timeout, log_dir=args.log_dir)

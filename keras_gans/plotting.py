@@ -55,7 +55,9 @@ def read_loss_csv(csv_path):
         return {}
     columns = {}
     for key in rows[0]:
-        columns[key] = np.array([float(r[key]) if r.get(key) not in ("", None) else np.nan for r in rows])
+        columns[key] = np.array(
+            [float(r[key]) if r.get(key) not in ("", None) else np.nan for r in rows]
+        )
     return columns
 
 

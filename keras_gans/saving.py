@@ -47,6 +47,12 @@ class ModelFileError(ValueError):
     """A model file is missing, truncated, or not a Keras model."""
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_model(model, path_stem, formats=("h5", "keras")):
     """Save ``model`` as ``path_stem.h5`` and ``path_stem.keras``, atomically; returns the paths."""
     path_stem = os.fspath(path_stem)
@@ -69,6 +75,7 @@ def save_model(model, path_stem, formats=("h5", "keras")):
             # Flush to disk before the rename, or a crash could leave an empty file under `final`.
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is for sharing
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):

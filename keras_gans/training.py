@@ -354,21 +354,31 @@ class GANTrainer:
             self.restore_checkpoint()
             for opt in self.optimizers():
                 opt.learning_rate.assign(opt.learning_rate * 0.5)
-            log.warning("%s at step %d: rolled back to %s, learning rates halved", what, self.step, latest)
+            log.warning(
+                "%s at step %d: rolled back to %s, learning rates halved", what, self.step, latest
+            )
             return
-        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written"
+        kept = (
+            f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written"
+        )
         raise DivergenceError(
             f"training diverged at step {self.step}: {what}. Stopped; {kept}. Lower the learning "
             "rate, or pass --on-nan rollback to roll back automatically."
         )
 
     def optimizers(self):
-        return [o for o in self.checkpoint_objects().values() if isinstance(o, keras.optimizers.Optimizer)]
+        return [
+            o
+            for o in self.checkpoint_objects().values()
+            if isinstance(o, keras.optimizers.Optimizer)
+        ]
 
     def plot_losses(self):
         if self.is_chief:
             plotting.plot_losses(
-                self.loss_log.path, os.path.join(self.output_dir, "losses.png"), groups=self.loss_groups
+                self.loss_log.path,
+                os.path.join(self.output_dir, "losses.png"),
+                groups=self.loss_groups,
             )
 
     def write_summary(self, **extra):

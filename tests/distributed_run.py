@@ -21,8 +21,18 @@ STEPS = 3
 def tiny(data, out, strategy, **kw):
     from keras_gans.cyclegan import CycleGAN
 
-    return CycleGAN(data_dir=data, img_rows=32, img_cols=32, gf=4, df=4, output_dir=out, seed=0,
-                    strategy=strategy, checkpoint_every=0, **kw)
+    return CycleGAN(
+        data_dir=data,
+        img_rows=32,
+        img_cols=32,
+        gf=4,
+        df=4,
+        output_dir=out,
+        seed=0,
+        strategy=strategy,
+        checkpoint_every=0,
+        **kw,
+    )
 
 
 def batches(gan, n=STEPS, batch_size=2):
@@ -46,8 +56,12 @@ def mirrored(data, out):
         init = [np.array(w.numpy()) for w in weights_models(gan)]
         valid = np.ones((2, 2, 2, 1), np.float32)
         logs = [gan.train_step(a, b, valid, 0 * valid) for a, b in batches(gan)]
-        runs[name] = {"init": init, "logs": logs, "weights": weights(gan),
-                      "replicas": gan.strategy.num_replicas_in_sync}
+        runs[name] = {
+            "init": init,
+            "logs": logs,
+            "weights": weights(gan),
+            "replicas": gan.strategy.num_replicas_in_sync,
+        }
     d, m = runs["default"], runs["mirrored"]
     result = {
         "replicas": [d["replicas"], m["replicas"]],

@@ -30,9 +30,13 @@ def assert_weights_changed(before, models):
     """Every model in ``models`` had at least one weight change, and every kernel changed."""
     for m in models:
         kernels = [w for w in m.weights if w.path.endswith("kernel")]
-        moved = [w.path for w in kernels if not np.array_equal(before[f"{m.name}/{w.path}"], w.numpy())]
+        moved = [
+            w.path for w in kernels if not np.array_equal(before[f"{m.name}/{w.path}"], w.numpy())
+        ]
         assert kernels, f"{m.name} has no kernels"
-        assert len(moved) == len(kernels), f"{m.name}: only {len(moved)}/{len(kernels)} kernels changed"
+        assert len(moved) == len(kernels), (
+            f"{m.name}: only {len(moved)}/{len(kernels)} kernels changed"
+        )
 
 
 def assert_weights_unchanged(before, models):

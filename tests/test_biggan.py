@@ -175,15 +175,14 @@ def test_inference_changes_nothing(gan):
 
 # --- conditioning, losses, truncation -------------------------------------------------------------------
 def test_output_depends_on_class(gan):
-    z = _latent(8, seed=3)
-    a = np.asarray(gan.g_ema([z, np.zeros(8, np.int32)], training=False))
-    b = np.asarray(gan.g_ema([z, np.ones(8, np.int32)], training=False))
+    # The grid's fixed noise, the same z for both classes; the EMA generator in inference mode.
+    a, b = gan.generate(0), gan.generate(1)
     assert np.mean(np.abs(a - b)) > 0.05 * np.mean(np.abs(a))
-    same = np.asarray(gan.g_ema([z, np.zeros(8, np.int32)], training=False))
-    np.testing.assert_array_equal(a, same)
+    np.testing.assert_array_equal(a, gan.generate(0))
     # The projection discriminator scores the same image differently per class.
-    da = np.asarray(gan.d([a, np.zeros(8, np.int32)]))
-    db = np.asarray(gan.d([a, np.ones(8, np.int32)]))
+    n = len(a)
+    da = np.asarray(gan.d([a, np.zeros(n, np.int32)]))
+    db = np.asarray(gan.d([a, np.ones(n, np.int32)]))
     assert np.mean(np.abs(da - db)) > 1e-3
 
 
@@ -212,10 +211,13 @@ def test_truncation():
 
 
 def test_generate_images(gan):
-    a = biggan.generate_images(gan.g_ema, 5, 1, truncation=0.5, seed=7, batch_size=2)
-    b = biggan.generate_images(gan.g_ema, 5, 1, truncation=0.5, seed=7)
-    assert a.shape == (5, SIZE, SIZE, 3)
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    grid = len(gan.fixed_z)  # batches of the grid's size reuse the trainer's traced sampler
+    a = biggan.generate_images(gan.g_ema, grid + 3, 1, truncation=0.5, seed=7, batch_size=grid)
+    assert a.shape == (grid + 3, SIZE, SIZE, 3)
+    z = sample_latent(np.random.default_rng([7, 1]), grid + 3, 120, truncation=0.5)
+    np.testing.assert_allclose(a[:grid], gan.generate(1, z[:grid]), atol=1e-5)
+    padded = np.concatenate([z[grid:], np.zeros((grid - 3, 120), np.float32)])
+    np.testing.assert_allclose(a[grid:], gan.generate(1, padded)[:3], atol=1e-5)
 
 
 # --- custom layers ----------------------------------------------------------------------------------------

@@ -31,7 +31,13 @@ def fruit(tmp_path_factory):
 def gan(fruit, tmp_path_factory):
     out = tmp_path_factory.mktemp("cyclegan")
     return CycleGAN(
-        data_dir=fruit, img_rows=SIZE, img_cols=SIZE, gf=4, df=4, output_dir=str(out), seed=0,
+        data_dir=fruit,
+        img_rows=SIZE,
+        img_cols=SIZE,
+        gf=4,
+        df=4,
+        output_dir=str(out),
+        seed=0,
         checkpoint_every=0,
     )
 
@@ -50,19 +56,34 @@ def test_report_architecture_at_128():
     assert gan.d_A.output_shape == (None, 8, 8, 1)
     assert gan.lambda_id == pytest.approx(1.0)
     assert gan.combined.output_names == [
-        "valid_A", "valid_B", "reconstr_A", "reconstr_B", "img_A_id", "img_B_id",
+        "valid_A",
+        "valid_B",
+        "reconstr_A",
+        "reconstr_B",
+        "img_A_id",
+        "img_B_id",
     ]
     norm = gan.g_AB.get_layer("g_AB_d2_norm")
     assert norm.axis is None and norm.gamma.shape == (1,)  # keras-contrib: one scalar gamma
 
 
 def test_norm_instance_is_per_channel(fruit, tmp_path):
-    gan = CycleGAN(data_dir=fruit, img_rows=SIZE, img_cols=SIZE, gf=4, df=4, norm="instance",
-                   output_dir=str(tmp_path), checkpoint_every=0)
+    gan = CycleGAN(
+        data_dir=fruit,
+        img_rows=SIZE,
+        img_cols=SIZE,
+        gf=4,
+        df=4,
+        norm="instance",
+        output_dir=str(tmp_path),
+        checkpoint_every=0,
+    )
     norm = gan.g_AB.get_layer("g_AB_d2_norm")
     assert norm.axis == -1 and norm.gamma.shape == (8,) and norm.epsilon_mode == "variance"
     with pytest.raises(ValueError, match="norm"):
-        CycleGAN(data_dir=fruit, img_rows=SIZE, img_cols=SIZE, norm="batch", output_dir=str(tmp_path))
+        CycleGAN(
+            data_dir=fruit, img_rows=SIZE, img_cols=SIZE, norm="batch", output_dir=str(tmp_path)
+        )
 
 
 def test_no_optimizer_is_shared(gan):
@@ -110,8 +131,16 @@ def test_keras_gan_order_without_flips_leaves_d_untrained():
 
 
 def test_train_writes_models_images_and_both_identity_losses(fruit, tmp_path):
-    gan = CycleGAN(data_dir=fruit, img_rows=SIZE, img_cols=SIZE, gf=4, df=4,
-                   output_dir=str(tmp_path), seed=0, checkpoint_every=2)
+    gan = CycleGAN(
+        data_dir=fruit,
+        img_rows=SIZE,
+        img_cols=SIZE,
+        gf=4,
+        df=4,
+        output_dir=str(tmp_path),
+        seed=0,
+        checkpoint_every=2,
+    )
     summary = gan.train(epochs=1, batch_size=2, sample_interval=2)
     assert summary["steps"] == 3 and summary["epochs"] == 1
     for name in ("g_AB", "g_BA", "d_A", "d_B"):
@@ -127,7 +156,8 @@ def test_train_writes_models_images_and_both_identity_losses(fruit, tmp_path):
     np.testing.assert_allclose(reloaded(_batch(7)), gan.g_AB(_batch(7)), atol=1e-5)
     assert reloaded.trainable and load_model(str(tmp_path / "models" / "d_A.keras")).trainable
     g = gan.combined.train_on_batch(
-        [_batch(5), _batch(6)], [np.ones((2, 2, 2, 1))] * 2 + [_batch(5), _batch(6)] * 2,
+        [_batch(5), _batch(6)],
+        [np.ones((2, 2, 2, 1))] * 2 + [_batch(5), _batch(6)] * 2,
         return_dict=True,
     )
     assert {"img_A_id_loss", "img_B_id_loss"} <= set(g)
@@ -146,12 +176,30 @@ def test_translate_cli_any_size_and_mode(gan, tmp_path):
     Image.new("L", (50, 20), 128).save(inputs / "gray.png")
     Image.new("RGBA", (64, 64), (255, 0, 0, 128)).save(inputs / "alpha.png")
     Image.new("CMYK", (40, 30), (0, 128, 255, 0)).save(inputs / "cmyk.jpg")
-    written = cyclegan.main(["translate", "--model", model_path, "--input", str(inputs),
-                             "--output", str(tmp_path / "out")])
+    written = cyclegan.main(
+        [
+            "translate",
+            "--model",
+            model_path,
+            "--input",
+            str(inputs),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert sorted(os.path.basename(p) for p in written) == ["alpha.png", "cmyk.png", "gray.png"]
     assert Image.open(written[0]).size == (SIZE, SIZE)
-    one = cyclegan.main(["translate", "--model", model_path, "--input", str(inputs / "gray.png"),
-                         "--output", str(tmp_path / "one")])
+    one = cyclegan.main(
+        [
+            "translate",
+            "--model",
+            model_path,
+            "--input",
+            str(inputs / "gray.png"),
+            "--output",
+            str(tmp_path / "one"),
+        ]
+    )
     assert len(one) == 1
 
 
@@ -159,17 +207,40 @@ def test_translate_reports_a_bad_model_file(tmp_path):
     bad = tmp_path / "g_AB.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
     with pytest.raises(ValueError, match="g_AB.h5"):
-        cyclegan.main(["translate", "--model", str(bad), "--input", str(tmp_path), "--output",
-                       str(tmp_path / "o")])
+        cyclegan.main(
+            [
+                "translate",
+                "--model",
+                str(bad),
+                "--input",
+                str(tmp_path),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
 
 
 def test_help_documents_the_report_defaults(capsys):
     with pytest.raises(SystemExit):
         cyclegan.main(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--dataset", "--data-dir", "--epochs", "--batch-size", "--img-size",
-                 "--sample-interval", "--max-steps", "--output-dir", "--seed", "--norm",
-                 "--strategy", "--mixed-precision", "--jit", "--accumulate", "--checkpoint-every"):
+    for flag in (
+        "--dataset",
+        "--data-dir",
+        "--epochs",
+        "--batch-size",
+        "--img-size",
+        "--sample-interval",
+        "--max-steps",
+        "--output-dir",
+        "--seed",
+        "--norm",
+        "--strategy",
+        "--mixed-precision",
+        "--jit",
+        "--accumulate",
+        "--checkpoint-every",
+    ):
         assert flag in text
     assert "default: 128" in text and "default: contrib" in text
 
@@ -178,8 +249,16 @@ def test_help_documents_the_report_defaults(capsys):
 def test_short_training_moves_translations_toward_domain_b(tmp_path):
     """On the built-in fruit sample, G(A) gets measurably closer to B's colours within minutes."""
     root = make_fruit_sample(str(tmp_path / "fruit"), n_train=40, n_test=8, size=SIZE)
-    gan = CycleGAN(data_dir=root, img_rows=SIZE, img_cols=SIZE, gf=8, df=16,
-                   output_dir=str(tmp_path / "out"), seed=1, checkpoint_every=0)
+    gan = CycleGAN(
+        data_dir=root,
+        img_rows=SIZE,
+        img_cols=SIZE,
+        gf=8,
+        df=16,
+        output_dir=str(tmp_path / "out"),
+        seed=1,
+        checkpoint_every=0,
+    )
     test_a = load_folder(os.path.join(root, "testA"), SIZE)
     test_b = load_folder(os.path.join(root, "testB"), SIZE)
     target = test_b.mean(axis=(0, 1, 2))
@@ -193,8 +272,17 @@ def test_short_training_moves_translations_toward_domain_b(tmp_path):
 
 
 def test_eval_every_writes_the_translation_score_to_the_loss_log(fruit, tmp_path):
-    gan = CycleGAN(data_dir=fruit, img_rows=SIZE, img_cols=SIZE, gf=4, df=4, seed=0,
-                   output_dir=str(tmp_path), checkpoint_every=0, eval_every=2)
+    gan = CycleGAN(
+        data_dir=fruit,
+        img_rows=SIZE,
+        img_cols=SIZE,
+        gf=4,
+        df=4,
+        seed=0,
+        output_dir=str(tmp_path),
+        checkpoint_every=0,
+        eval_every=2,
+    )
     gan.train(epochs=1, batch_size=2, sample_interval=1000)
     with open(tmp_path / "losses.csv") as f:
         rows = list(csv.DictReader(f))

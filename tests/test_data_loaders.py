@@ -146,9 +146,15 @@ def test_fruit_sample_is_deterministic_and_two_colours(tmp_path):
     b = make_fruit_sample(str(tmp_path / "b"), n_train=3, n_test=1, size=32)
     for split in ("trainA", "trainB", "testA"):
         for name in os.listdir(os.path.join(a, split)):
-            assert np.array_equal(np.asarray(Image.open(os.path.join(a, split, name))),
-                                  np.asarray(Image.open(os.path.join(b, split, name))))
-    apples = np.stack([load_image(os.path.join(a, "trainA", f)) for f in os.listdir(os.path.join(a, "trainA"))])
-    oranges = np.stack([load_image(os.path.join(a, "trainB", f)) for f in os.listdir(os.path.join(a, "trainB"))])
+            assert np.array_equal(
+                np.asarray(Image.open(os.path.join(a, split, name))),
+                np.asarray(Image.open(os.path.join(b, split, name))),
+            )
+    apples = np.stack(
+        [load_image(os.path.join(a, "trainA", f)) for f in os.listdir(os.path.join(a, "trainA"))]
+    )
+    oranges = np.stack(
+        [load_image(os.path.join(a, "trainB", f)) for f in os.listdir(os.path.join(a, "trainB"))]
+    )
     # Oranges carry much more green than red apples: the domains differ visibly in colour.
     assert oranges[..., 1].mean() > apples[..., 1].mean() + 0.1

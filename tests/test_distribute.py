@@ -43,8 +43,17 @@ def test_precision_and_jit_switches(fruit, tmp_path):
         distribute.set_precision("mixed_float16")
     with pytest.raises(ValueError, match="mixed-precision"):
         distribute.set_precision("float8")
-    gan = CycleGAN(data_dir=fruit, img_rows=32, img_cols=32, gf=4, df=4, output_dir=str(tmp_path),
-                   mixed_precision="mixed_bfloat16", jit=True, checkpoint_every=0)
+    gan = CycleGAN(
+        data_dir=fruit,
+        img_rows=32,
+        img_cols=32,
+        gf=4,
+        df=4,
+        output_dir=str(tmp_path),
+        mixed_precision="mixed_bfloat16",
+        jit=True,
+        checkpoint_every=0,
+    )
     assert gan.g_AB.get_layer("g_AB_d1_conv").compute_dtype == "bfloat16"
     assert gan.g_AB.output.dtype == "float32" and gan.d_A.output.dtype == "float32"
     assert gan.d_A.jit_compile and gan.combined.jit_compile
@@ -56,8 +65,18 @@ def test_precision_and_jit_switches(fruit, tmp_path):
 
 
 def test_mirrored_on_two_cpus_equals_default(fruit, tmp_path):
-    subprocess.run([sys.executable, os.path.join(HERE, "distributed_run.py"), "mirrored", fruit,
-                    str(tmp_path)], check=True, cwd=ROOT, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(HERE, "distributed_run.py"),
+            "mirrored",
+            fruit,
+            str(tmp_path),
+        ],
+        check=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     with open(tmp_path / "result.json") as f:
         result = json.load(f)
     assert result["replicas"] == [1, 2]
@@ -67,8 +86,16 @@ def test_mirrored_on_two_cpus_equals_default(fruit, tmp_path):
 
 @pytest.mark.multiprocess
 def test_two_workers_on_localhost_end_with_identical_weights(fruit, tmp_path):
-    command = [sys.executable, os.path.join(HERE, "distributed_run.py"), "worker", fruit, str(tmp_path)]
-    codes = distribute.launch_local(command, n_workers=2, timeout=400, log_dir=str(tmp_path / "logs"))
+    command = [
+        sys.executable,
+        os.path.join(HERE, "distributed_run.py"),
+        "worker",
+        fruit,
+        str(tmp_path),
+    ]
+    codes = distribute.launch_local(
+        command, n_workers=2, timeout=400, log_dir=str(tmp_path / "logs")
+    )
     logs = {p: open(p).read()[-2000:] for p in glob.glob(str(tmp_path / "logs" / "*.log"))}
     assert codes == [0, 0], logs
     w0, w1 = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
@@ -80,7 +107,13 @@ def test_two_workers_on_localhost_end_with_identical_weights(fruit, tmp_path):
 
 @pytest.mark.multiprocess
 def test_a_failing_worker_stops_the_run(fruit, tmp_path):
-    command = [sys.executable, os.path.join(HERE, "distributed_run.py"), "worker", fruit, str(tmp_path)]
+    command = [
+        sys.executable,
+        os.path.join(HERE, "distributed_run.py"),
+        "worker",
+        fruit,
+        str(tmp_path),
+    ]
     env = dict(os.environ, FAIL_WORKER="1")
     codes = distribute.launch_local(command, n_workers=2, timeout=300, env=env)
     assert codes[1] == 3 and codes[0] != 0  # the healthy peer was stopped, not left waiting
@@ -90,9 +123,17 @@ def test_a_failing_worker_stops_the_run(fruit, tmp_path):
 def test_gradient_accumulation_equals_the_large_batch(fruit, tmp_path):
     runs = {}
     for accumulate in (1, 2):
-        gan = CycleGAN(data_dir=fruit, img_rows=32, img_cols=32, gf=4, df=4, seed=0,
-                       output_dir=str(tmp_path / str(accumulate)), accumulate=accumulate,
-                       checkpoint_every=0)
+        gan = CycleGAN(
+            data_dir=fruit,
+            img_rows=32,
+            img_cols=32,
+            gf=4,
+            df=4,
+            seed=0,
+            output_dir=str(tmp_path / str(accumulate)),
+            accumulate=accumulate,
+            checkpoint_every=0,
+        )
         if accumulate == 2:
             for src, dst in zip(runs[1]["init"], snapshot_models(gan)):
                 dst.assign(src)
@@ -101,8 +142,11 @@ def test_gradient_accumulation_equals_the_large_batch(fruit, tmp_path):
         valid = np.ones((4, 2, 2, 1), np.float32)
         for a, b in batches[:2]:
             gan.train_step(a, b, valid, 0 * valid)
-        runs[accumulate] = {"init": init, "final": [w.numpy() for w in snapshot_models(gan)],
-                            "iterations": int(gan.combined.optimizer.iterations.numpy())}
+        runs[accumulate] = {
+            "init": init,
+            "final": [w.numpy() for w in snapshot_models(gan)],
+            "iterations": int(gan.combined.optimizer.iterations.numpy()),
+        }
     moved = max(np.abs(a - b).max() for a, b in zip(runs[1]["init"], runs[1]["final"]))
     diff = max(np.abs(a - b).max() for a, b in zip(runs[1]["final"], runs[2]["final"]))
     assert moved > 1e-4 and diff < 1e-5, (moved, diff)
@@ -114,8 +158,21 @@ def snapshot_models(gan):
 
 
 def test_launch_cli_reports_exit_codes(tmp_path):
-    code = subprocess.run([sys.executable, "-m", "keras_gans.distribute", "launch", "--workers", "2",
-                           "--", sys.executable, "-c", "import os, json; "
-                           "assert json.loads(os.environ['TF_CONFIG'])['task']['type'] == 'worker'"],
-                          cwd=ROOT, timeout=120).returncode
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_gans.distribute",
+            "launch",
+            "--workers",
+            "2",
+            "--",
+            sys.executable,
+            "-c",
+            "import os, json; "
+            "assert json.loads(os.environ['TF_CONFIG'])['task']['type'] == 'worker'",
+        ],
+        cwd=ROOT,
+        timeout=120,
+    ).returncode
     assert code == 0

@@ -28,25 +28,55 @@ def fruit(tmp_path_factory):
 
 def tiny(data, out, **kw):
     kw.setdefault("checkpoint_every", 2)
-    return CycleGAN(data_dir=data, img_rows=32, img_cols=32, gf=4, df=4, output_dir=str(out),
-                    seed=0, **kw)
+    return CycleGAN(
+        data_dir=data, img_rows=32, img_cols=32, gf=4, df=4, output_dir=str(out), seed=0, **kw
+    )
 
 
 def _cli(data, out):
-    return [sys.executable, "-m", "keras_gans.cyclegan", "--data-dir", data, "--img-size", "32",
-            "--gf", "4", "--df", "4", "--epochs", "3", "--batch-size", "2", "--checkpoint-every",
-            "2", "--seed", "0", "--deterministic", "--sample-interval", "1000", "--output-dir",
-            str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "keras_gans.cyclegan",
+        "--data-dir",
+        data,
+        "--img-size",
+        "32",
+        "--gf",
+        "4",
+        "--df",
+        "4",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--seed",
+        "0",
+        "--deterministic",
+        "--sample-interval",
+        "1000",
+        "--output-dir",
+        str(out),
+    ]
 
 
 @pytest.mark.slow
 def test_sigkill_and_resume_matches_an_uninterrupted_run(fruit, tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    subprocess.run(_cli(fruit, tmp_path / "ref"), check=True, cwd=ROOT, env=env, timeout=600,
-                   capture_output=True)
+    subprocess.run(
+        _cli(fruit, tmp_path / "ref"),
+        check=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+        capture_output=True,
+    )
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(fruit, out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli(fruit, out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     state = out / "checkpoints" / "state.json"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -59,7 +89,9 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(fruit, tmp_path):
     proc.wait()
     killed_at = json.loads(state.read_text())["step"]
     assert killed_at < 12
-    subprocess.run(_cli(fruit, out), check=True, cwd=ROOT, env=env, timeout=600, capture_output=True)
+    subprocess.run(
+        _cli(fruit, out), check=True, cwd=ROOT, env=env, timeout=600, capture_output=True
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 12 and summary["epochs"] == 3
     steps = [int(line.split(",")[0]) for line in (out / "losses.csv").read_text().splitlines()[1:]]
@@ -75,7 +107,11 @@ def test_resume_continues_from_the_exact_step(fruit, tmp_path):
     gan = tiny(fruit, tmp_path)
     gan.train(epochs=1, batch_size=2, sample_interval=1000, max_steps=3)  # checkpoint at 2 and 3
     again = tiny(fruit, tmp_path)
-    assert again.restore_checkpoint() and (again.step, again.epoch, again.batch_in_epoch) == (3, 0, 3)
+    assert again.restore_checkpoint() and (again.step, again.epoch, again.batch_in_epoch) == (
+        3,
+        0,
+        3,
+    )
     for a, b in zip(gan.g_AB.weights, again.g_AB.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     opt_a, opt_b = gan.combined.optimizer, again.combined.optimizer
@@ -149,7 +185,11 @@ def test_broken_files_are_skipped_named_and_counted(tmp_path, caplog):
         gan = tiny(root, tmp_path / "out", checkpoint_every=0)
         summary = gan.train(epochs=3, batch_size=1, sample_interval=1000)
     assert summary["skipped_files"] == 3
-    assert {os.path.basename(p) for p, _ in summary["skipped"]} == {"zero.png", "notes.jpg", "cut.png"}
+    assert {os.path.basename(p) for p, _ in summary["skipped"]} == {
+        "zero.png",
+        "notes.jpg",
+        "cut.png",
+    }
     for name in ("zero.png", "notes.jpg", "cut.png"):
         assert name in caplog.text
     with pytest.raises(BadImageError, match="(zero|notes|cut)"):

@@ -141,4 +141,6 @@ def instance_norm_for(norm, name=None):
         return InstanceNormalization(axis=None, epsilon=1e-3, epsilon_mode="std", name=name)
     if norm == "instance":
         return InstanceNormalization(axis=-1, epsilon=1e-3, epsilon_mode="variance", name=name)
-    raise ValueError(f"norm must be 'contrib' (the report, keras-contrib) or 'instance', got {norm!r}")
+    raise ValueError(
+        f"norm must be 'contrib' (the report, keras-contrib) or 'instance', got {norm!r}"
+    )
