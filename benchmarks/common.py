@@ -230,22 +230,46 @@ def forward_flops(model, by_layer=False):
 
 
 # --- timing --------------------------------------------------------------------------------------
-def time_block(step, batches, n_steps, offset=0):
-    """Seconds taken by ``n_steps`` calls ``step(*batches[i % len(batches)])``.
+def cpu_seconds():
+    """User + system CPU seconds of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
-    Each call must return only after its device work is done (a step that returns Python floats).
+
+def time_interleaved(steps, batches, n_steps, repeats):
+    """Time several step functions taking turns step by step, so outside load hits all alike.
+
+    ``steps`` is ``{name: step}``; each ``step(*batch)`` must return only after its device work is
+    done (a step that returns Python floats). Each repeat runs ``n_steps`` rounds, each round one
+    step of every function, the order rotating from round to round. Returns ``{name: {"wall":
+    [seconds per repeat], "cpu": [process CPU seconds per repeat]}}``.
     """
-    start = time.perf_counter()
-    for i in range(offset, offset + n_steps):
-        step(*batches[i % len(batches)])
-    return time.perf_counter() - start
+    names = list(steps)
+    out = {name: {"wall": [], "cpu": []} for name in names}
+    i = 0
+    for _ in range(repeats):
+        wall = dict.fromkeys(names, 0.0)
+        cpu = dict.fromkeys(names, 0.0)
+        for _ in range(n_steps):
+            k = i % len(names)
+            for name in names[k:] + names[:k]:
+                batch = batches[i % len(batches)]
+                c0, t0 = cpu_seconds(), time.perf_counter()
+                steps[name](*batch)
+                wall[name] += time.perf_counter() - t0
+                cpu[name] += cpu_seconds() - c0
+            i += 1
+        for name in names:
+            out[name]["wall"].append(wall[name])
+            out[name]["cpu"].append(cpu[name])
+    return out
 
 
-def summarize(seconds_per_block, n_steps, batch_size):
-    """Median and spread of steps/s and images/s from the timed blocks."""
-    rates = [n_steps / s for s in seconds_per_block]
+def summarize(wall_per_block, n_steps, batch_size, cpu_per_block=None):
+    """Median and spread of steps/s and images/s (and CPU ms per step) from the timed blocks."""
+    rates = [n_steps / s for s in wall_per_block]
     median = statistics.median(rates)
-    return {
+    out = {
         "steps_per_s": median,
         "steps_per_s_min": min(rates),
         "steps_per_s_max": max(rates),
@@ -253,6 +277,9 @@ def summarize(seconds_per_block, n_steps, batch_size):
         "ms_per_step": 1000.0 / median,
         "images_per_s": median * batch_size,
     }
+    if cpu_per_block is not None:
+        out["cpu_ms_per_step"] = 1000.0 * statistics.median(cpu_per_block) / n_steps
+    return out
 
 
 # --- output --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ Variants, all on the models and compiled train functions of one
     ``tf.function`` (the practical ceiling of this machine for these networks).
 
 For each: steps/s and images/s (median of ``--repeats`` timed blocks of ``--steps`` steps after
-warm-up; the variants take turns block by block so that load from other processes hits all alike),
+warm-up; the variants take turns step by step so that load from other processes hits all alike),
 RSS memory, FLOPs per step counted from the layers (:mod:`benchmarks.common`), the machine's dense
 matmul GFLOP/s and the achieved fraction of it. Prints a table and writes
 ``benchmarks/results/cyclegan-<timestamp>.json`` and ``cyclegan-latest.json``.
@@ -323,8 +323,6 @@ def run(argv=None):
         for variant in args.variants:
             runs[variant] = {
                 "step": make_step(variant, gan),
-                "blocks": [],
-                "peaks": [],
                 "result": {
                     "variant": variant,
                     "generator_forward_flops": fg,
@@ -342,6 +340,7 @@ def run(argv=None):
             run_["result"].update(
                 first_step_s=first_s,
                 warmup_s=time.perf_counter() - start,
+                rss_peak_mb=mem.peak_mb,
                 rss_growth_warmup_mb=mem.growth_mb,
                 every_kernel_updated=updates,
             )
@@ -349,19 +348,17 @@ def run(argv=None):
             if not all(updates.values()):
                 print(f"WARNING: {variant} left kernels unchanged: {updates}", file=sys.stderr)
 
-        # Timed blocks, the variants taking turns (rotated each repeat): other load hits all alike.
-        n = len(args.variants)
-        for r in range(args.repeats):
-            for variant in args.variants[r % n :] + args.variants[: r % n]:
-                run_ = runs[variant]
-                with common.PeakMemory(interval=0.05) as mem:
-                    seconds = common.time_block(run_["step"], batches, args.steps, r * args.steps)
-                run_["blocks"].append(seconds)
-                run_["peaks"].append(mem.peak_mb)
-            rates = ", ".join(
-                f"{v} {args.steps / runs[v]['blocks'][-1]:.2f}" for v in args.variants
+        # Timed: the variants take turns step by step (rotating), so other load hits all alike.
+        steps = {v: runs[v]["step"] for v in args.variants}
+        with common.PeakMemory(interval=0.05) as mem:
+            timed = common.time_interleaved(steps, batches, args.steps, args.repeats)
+        for variant in args.variants:
+            runs[variant]["result"].update(
+                common.summarize(
+                    timed[variant]["wall"], args.steps, args.batch_size, timed[variant]["cpu"]
+                )
             )
-            print(f"repeat {r + 1}/{args.repeats}, steps/s: {rates}", flush=True)
+            print(f"{variant}: {runs[variant]['result']['steps_per_s']:.2f} steps/s", flush=True)
 
         profile = None
         if args.profile and "keras_gans" in runs:
@@ -374,8 +371,6 @@ def run(argv=None):
         results = []
         for variant in args.variants:
             res = runs[variant]["result"]
-            res.update(common.summarize(runs[variant]["blocks"], args.steps, args.batch_size))
-            res["rss_peak_timed_mb"] = max(runs[variant]["peaks"])
             res["achieved_gflops"] = res["flops_per_step"] * res["steps_per_s"] / 1e9
             res["achieved_fraction_of_matmul"] = res["achieved_gflops"] / matmul
             results.append(res)
@@ -408,6 +403,7 @@ def run(argv=None):
                 "forward, frozen D that gradients pass through = 2x, inference = 1x; "
                 "see benchmarks/common.py"
             ),
+            "rss_peak_timed_mb": mem.peak_mb,
             "process_max_rss_mb": common.max_rss_mb(),
             **build,
             "variants": results,
@@ -447,7 +443,8 @@ def table(data):
         ("GFLOP/step", "gflop", "{:.1f}"),
         ("GFLOP/s", "achieved_gflops", "{:.1f}"),
         ("% matmul", "pct", "{:.0f}"),
-        ("RSS peak MiB", "rss_peak_timed_mb", "{:.0f}"),
+        ("CPU ms/step", "cpu_ms_per_step", "{:.0f}"),
+        ("RSS peak MiB", "rss_peak_mb", "{:.0f}"),
         ("+warm-up MiB", "rss_growth_warmup_mb", "{:.0f}"),
     ]
     opts = data["options"]

@@ -56,7 +56,12 @@ from scipy.stats import truncnorm
 from data_loaders.images import SkipReport, save_image
 from data_loaders.isic import load_isic, resolve_isic, unconditional_dataset
 from keras_gans import plotting
-from keras_gans.layers import ConditionalBatchNormalization, LatentSplit, SelfAttention, SpectralNorm
+from keras_gans.layers import (
+    ConditionalBatchNormalization,
+    LatentSplit,
+    SelfAttention,
+    SpectralNorm,
+)
 from keras_gans.saving import load_model, save_model
 from keras_gans.training import GANTrainer, add_common_args, runtime_kwargs
 
@@ -108,7 +113,9 @@ def sample_latent(rng, n, dim, truncation=None, mode="resample"):
     if truncation <= 0:
         raise ValueError(f"truncation must be > 0, got {truncation}")
     if mode == "resample":
-        return truncnorm.rvs(-truncation, truncation, size=(n, dim), random_state=rng).astype(np.float32)
+        return truncnorm.rvs(-truncation, truncation, size=(n, dim), random_state=rng).astype(
+            np.float32
+        )
     if mode == "scale":
         return (truncation * rng.standard_normal((n, dim))).astype(np.float32)
     raise ValueError(f"truncation mode must be one of {TRUNCATION_MODES}, got {mode!r}")
@@ -149,7 +156,11 @@ def g_hinge_loss(y_true, y_pred):
 def sn_conv(filters, kernel_size, name, use_bias=True):
     """A spectrally normalised, orthogonally initialised ``Conv2D`` ('same' padding)."""
     conv = layers.Conv2D(
-        filters, kernel_size, padding="same", use_bias=use_bias, kernel_initializer="orthogonal",
+        filters,
+        kernel_size,
+        padding="same",
+        use_bias=use_bias,
+        kernel_initializer="orthogonal",
         name="conv",
     )
     return SpectralNorm(conv, epsilon=SN_EPSILON, name=name)
@@ -216,7 +227,9 @@ def build_generator(
     """G([z, class]) -> image in [-1, 1]: linear to 4x4, up-blocks, BN -> ReLU -> conv3 -> tanh."""
     n = n_blocks(img_size)
     if latent_dim % (n + 1):
-        raise ValueError(f"latent_dim {latent_dim} must split into {n + 1} equal chunks at {img_size} px")
+        raise ValueError(
+            f"latent_dim {latent_dim} must split into {n + 1} equal chunks at {img_size} px"
+        )
     widths = [ch * m for m in G_WIDTHS[: n + 1]]
     z = keras.Input((latent_dim,), name=f"{name}_z")
     y = keras.Input((), dtype="int32", name=f"{name}_class")
@@ -234,7 +247,9 @@ def build_generator(
         res *= 2
         if res == attention_res:
             h = SelfAttention(sn_epsilon=SN_EPSILON, name=f"{name}_attention")(h)
-    h = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_out_bn")(h)
+    h = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_out_bn")(
+        h
+    )
     h = layers.ReLU(name=f"{name}_out_relu")(h)
     h = sn_conv(3, 3, f"{name}_out_conv")(h)
     img = layers.Activation("tanh", dtype="float32", name=f"{name}_tanh")(h)
@@ -261,7 +276,9 @@ def build_discriminator(
     h = layers.GlobalAveragePooling2D(name=f"{name}_pool")(h)
     h = layers.Rescaling(float(res * res), name=f"{name}_sum")(h)  # global sum pooling
     out = sn_dense(1, f"{name}_linear")(h)
-    embed = layers.Embedding(num_classes, widths[-1], embeddings_initializer="orthogonal", name="embedding")
+    embed = layers.Embedding(
+        num_classes, widths[-1], embeddings_initializer="orthogonal", name="embedding"
+    )
     embed = SpectralNorm(embed, epsilon=SN_EPSILON, name=f"{name}_embed")(y)
     projection = layers.Dot(axes=1, name=f"{name}_projection")([embed, h])  # Miyato & Koyama Eq. 3
     score = layers.Add(dtype="float32", name=f"{name}_score")([out, projection])
@@ -319,9 +336,13 @@ class BigGAN(GANTrainer):
         n_blocks(img_size)
         class_names = tuple(class_names)
         if len(class_names) != num_classes:
-            raise ValueError(f"{num_classes} classes need {num_classes} class_names, got {class_names}")
+            raise ValueError(
+                f"{num_classes} classes need {num_classes} class_names, got {class_names}"
+            )
         if truncation_mode not in TRUNCATION_MODES:
-            raise ValueError(f"truncation_mode must be one of {TRUNCATION_MODES}, got {truncation_mode!r}")
+            raise ValueError(
+                f"truncation_mode must be one of {TRUNCATION_MODES}, got {truncation_mode!r}"
+            )
         self.img_size, self.ch, self.latent_dim = img_size, ch, latent_dim
         self.num_classes, self.class_names = num_classes, class_names
         self.ema_decay, self.ema_start = float(ema_decay), int(ema_start)
@@ -336,7 +357,9 @@ class BigGAN(GANTrainer):
             self.d.compile(
                 loss=d_hinge_loss,
                 metrics=[d_hinge_real, d_hinge_fake],
-                optimizer=self.make_optimizer(d_lr, beta_1=BETA_1, beta_2=BETA_2, epsilon=ADAM_EPSILON),
+                optimizer=self.make_optimizer(
+                    d_lr, beta_1=BETA_1, beta_2=BETA_2, epsilon=ADAM_EPSILON
+                ),
                 jit_compile=self.jit_compile,
             )
             gen = dict(build, latent_dim=latent_dim, shared_dim=shared_dim)
@@ -347,7 +370,9 @@ class BigGAN(GANTrainer):
             self.combined = self.build_combined()
             self.combined.compile(
                 loss=g_hinge_loss,
-                optimizer=self.make_optimizer(g_lr, beta_1=BETA_1, beta_2=BETA_2, epsilon=ADAM_EPSILON),
+                optimizer=self.make_optimizer(
+                    g_lr, beta_1=BETA_1, beta_2=BETA_2, epsilon=ADAM_EPSILON
+                ),
                 jit_compile=self.jit_compile,
             )
             # Adam's slots now, not inside the first traced step (which would then be traced twice).
@@ -355,7 +380,9 @@ class BigGAN(GANTrainer):
         self._fakes = tf.function(lambda z, y: self.g([z, y], training=True), reduce_retracing=True)
         self._ema = tf.function(self._ema_update, reduce_retracing=True)
         # Fixed noise for the sample grids: the same z for every class.
-        self.fixed_z = sample_latent(self.rng(4), GRID * GRID, latent_dim, truncation, truncation_mode)
+        self.fixed_z = sample_latent(
+            self.rng(4), GRID * GRID, latent_dim, truncation, truncation_mode
+        )
 
     def _data(self, images, labels, data_dir):
         if images is None:
@@ -366,10 +393,14 @@ class BigGAN(GANTrainer):
             return data.images, data.labels.astype(np.int32), data.root
         images = np.asarray(images, np.float32)
         if images.ndim != 4 or images.shape[1:] != (self.img_size, self.img_size, 3):
-            raise ValueError(f"images must be (n, {self.img_size}, {self.img_size}, 3), got {images.shape}")
+            raise ValueError(
+                f"images must be (n, {self.img_size}, {self.img_size}, 3), got {images.shape}"
+            )
         labels = np.zeros(len(images), np.int32) if labels is None else np.asarray(labels, np.int32)
         if labels.shape != (len(images),) or labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"labels must be {len(images)} class indices in [0, {self.num_classes})")
+            raise ValueError(
+                f"labels must be {len(images)} class indices in [0, {self.num_classes})"
+            )
         return images, labels, "arrays"
 
     def build_combined(self):
@@ -379,7 +410,9 @@ class BigGAN(GANTrainer):
         img = self.g([z, y])
         self.set_trainable(self.d, False)
         score = self.d([img, y])
-        return keras.Model([z, y], layers.Identity(dtype="float32", name="score")(score), name="combined")
+        return keras.Model(
+            [z, y], layers.Identity(dtype="float32", name="score")(score), name="combined"
+        )
 
     def checkpoint_objects(self):
         return {
@@ -411,8 +444,10 @@ class BigGAN(GANTrainer):
         if self.accumulate == 1:
             return self.train_on_batch(model, x, y)
         parts = [np.array_split(np.asarray(v), self.accumulate) for v in (*x, y)]
-        logs = [self.train_on_batch(model, [p[i] for p in parts[:-1]], parts[-1][i])
-                for i in range(self.accumulate)]
+        logs = [
+            self.train_on_batch(model, [p[i] for p in parts[:-1]], parts[-1][i])
+            for i in range(self.accumulate)
+        ]
         return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
 
     def d_step(self, imgs, labels):
@@ -426,12 +461,21 @@ class BigGAN(GANTrainer):
         y = np.concatenate([np.asarray(labels, np.int32), y_fake])
         target = np.concatenate([np.ones((n, 1)), -np.ones((n, 1))]).astype(np.float32)
         if self.accumulate > 1:  # keep half real, half fake in every micro-batch
-            order = np.concatenate([np.array_split(np.arange(n), self.accumulate)[i] + off
-                                    for i in range(self.accumulate) for off in (0, n)])
+            order = np.concatenate(
+                [
+                    np.array_split(np.arange(n), self.accumulate)[i] + off
+                    for i in range(self.accumulate)
+                    for off in (0, n)
+                ]
+            )
             x, y, target = x[order], y[order], target[order]
         self.set_trainable(self.d, True)
         logs = self._fit(self.d, [x, y], target)
-        return {"D_loss": logs["loss"], "D_real": logs["d_hinge_real"], "D_fake": logs["d_hinge_fake"]}
+        return {
+            "D_loss": logs["loss"],
+            "D_real": logs["d_hinge_real"],
+            "D_fake": logs["d_hinge_fake"],
+        }
 
     def g_step(self, batch_size):
         """One G update through the frozen D, then the EMA update."""
@@ -449,18 +493,35 @@ class BigGAN(GANTrainer):
         logs.update(self.g_step(len(imgs)))
         return logs
 
-    def train(self, epochs=EPOCHS, batch_size=BATCH_SIZE, sample_interval=SAMPLE_INTERVAL, max_steps=None):
-        """Epochs of shuffled real batches; per batch one D step and one G step."""
+    def train(
+        self, epochs=EPOCHS, batch_size=BATCH_SIZE, sample_interval=SAMPLE_INTERVAL, max_steps=None
+    ):
+        """Epochs of shuffled real batches; per batch one D step and one G step.
+
+        Every ``sample_interval`` steps: one sample grid per class and the models (``g``, ``g_ema``,
+        ``d``); at the end: both (unless just written), a checkpoint, ``losses.png`` and ``summary.json``.
+        """
         n_batches = len(self.images) // batch_size
+        if batch_size % self.accumulate:
+            raise ValueError(
+                f"batch_size {batch_size} must be divisible by accumulate {self.accumulate}"
+            )
         if n_batches == 0:
-            raise ValueError(f"batch_size {batch_size} is larger than the {len(self.images)} training images")
+            raise ValueError(
+                f"batch_size {batch_size} is larger than the {len(self.images)} training images"
+            )
         self.restore_checkpoint()
         total = epochs * n_batches if max_steps is None else min(max_steps, epochs * n_batches)
         bar = self.progress(total, initial=min(self.step, total), desc="biggan")
         done = self.step >= total
         while not done and self.epoch < epochs:
             batches = unconditional_dataset(
-                self.images, batch_size, self.seed, self.epoch, self.batch_in_epoch, labels=self.labels
+                self.images,
+                batch_size,
+                self.seed,
+                self.epoch,
+                self.batch_in_epoch,
+                labels=self.labels,
             )
             restarted = False
             for imgs, labels in batches.as_numpy_iterator():
@@ -474,6 +535,7 @@ class BigGAN(GANTrainer):
                 bar.update(1)
                 if sample_interval and self.step % sample_interval == 0:
                     self.sample_images(self.step)
+                    self.save_models()
                 self.maybe_checkpoint()
                 if self.step >= total:
                     done = True
@@ -483,19 +545,23 @@ class BigGAN(GANTrainer):
             if self.batch_in_epoch >= n_batches:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                if not done:  # the final save follows
-                    self.save_models()
         bar.close()
-        self.save_models()
-        if self.checkpoint_every:
+        if not (sample_interval and self.step % sample_interval == 0):  # else just written
+            self.sample_images(self.step)
+            self.save_models()
+        if self.checkpoint_every and self.step % self.checkpoint_every:
             self.save_checkpoint()
-        self.sample_images(self.step)
         if os.path.exists(self.loss_log.path):
             self.plot_losses()
         counts = {c: int(np.sum(self.labels == i)) for i, c in enumerate(self.class_names)}
         return self.write_summary(
-            dataset=self.data_root, batch_size=batch_size, images=counts, img_size=self.img_size,
-            ch=self.ch, truncation=self.truncation, truncation_mode=self.truncation_mode,
+            dataset=self.data_root,
+            batch_size=batch_size,
+            images=counts,
+            img_size=self.img_size,
+            ch=self.ch,
+            truncation=self.truncation,
+            truncation_mode=self.truncation_mode,
         )
 
     # --- outputs ----------------------------------------------------------------------------------
@@ -539,7 +605,12 @@ def sample_function(generator):
 
 
 def generate_images(
-    generator, n_per_class, class_index, truncation=None, seed=0, truncation_mode="resample",
+    generator,
+    n_per_class,
+    class_index,
+    truncation=None,
+    seed=0,
+    truncation_mode="resample",
     batch_size=64,
 ):
     """``n_per_class`` images (float32 in [-1, 1]) of class ``class_index`` from a BigGAN generator.
@@ -551,7 +622,11 @@ def generate_images(
         generator = load_model(generator)
     latent_dim = generator.inputs[0].shape[-1]
     z = sample_latent(
-        np.random.default_rng([seed, class_index]), n_per_class, latent_dim, truncation, truncation_mode
+        np.random.default_rng([seed, class_index]),
+        n_per_class,
+        latent_dim,
+        truncation,
+        truncation_mode,
     )
     forward = sample_function(generator)  # every batch is padded to one shape: one trace
     out = []
@@ -577,8 +652,9 @@ def model_classes(generator, model_path=None):
     return CLASS_NAMES if n == len(CLASS_NAMES) else tuple(f"class_{i}" for i in range(n))
 
 
-def generate_files(model_path, n, output_dir, truncation=None, truncation_mode="resample", seed=0,
-                   classes=None):
+def generate_files(
+    model_path, n, output_dir, truncation=None, truncation_mode="resample", seed=0, classes=None
+):
     """Write ``n`` images per class into ``output_dir/<class>/``; returns ``{class: [paths]}``."""
     generator = load_model(model_path)
     classes = tuple(classes) if classes else model_classes(generator, model_path)
@@ -598,9 +674,14 @@ def generate_files(model_path, n, output_dir, truncation=None, truncation_mode="
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in ("train", "generate") else "train"
-    truncation = dict(type=float, default=None, help="truncation threshold for sampling (default: none)")
-    mode = dict(default="resample", choices=TRUNCATION_MODES,
-                help="resample: truncated normal (paper); scale: t * z (BigGAN-PyTorch z_var)")
+    truncation = dict(
+        type=float, default=None, help="truncation threshold for sampling (default: none)"
+    )
+    mode = dict(
+        default="resample",
+        choices=TRUNCATION_MODES,
+        help="resample: truncated normal (paper); scale: t * z (BigGAN-PyTorch z_var)",
+    )
     if command == "generate":
         parser = argparse.ArgumentParser(
             prog="python -m keras_gans.biggan generate",
@@ -612,27 +693,50 @@ def main(argv=None):
         parser.add_argument("--truncation", **truncation)
         parser.add_argument("--truncation-mode", **mode)
         parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-        parser.add_argument("--classes", default=None, help="comma-separated class names (default: "
-                            "classes.json beside the model, else melanoma,nevus)")
+        parser.add_argument(
+            "--classes",
+            default=None,
+            help="comma-separated class names (default: "
+            "classes.json beside the model, else melanoma,nevus)",
+        )
         args = parser.parse_args(argv)
         classes = args.classes.split(",") if args.classes else None
-        written = generate_files(args.model, args.n, args.output, args.truncation,
-                                 args.truncation_mode, args.seed, classes)
-        print(f"wrote {sum(map(len, written.values()))} image(s) to {args.output} "
-              f"({', '.join(f'{k}: {len(v)}' for k, v in written.items())})")
+        written = generate_files(
+            args.model,
+            args.n,
+            args.output,
+            args.truncation,
+            args.truncation_mode,
+            args.seed,
+            classes,
+        )
+        print(
+            f"wrote {sum(map(len, written.values()))} image(s) to {args.output} "
+            f"({', '.join(f'{k}: {len(v)}' for k, v in written.items())})"
+        )
         return written
     parser = argparse.ArgumentParser(
         prog="python -m keras_gans.biggan",
         description="Train the report's class-conditional BigGAN (melanoma / nevus, 128x128).",
     )
-    parser.add_argument("--dataset", default="sample", choices=("sample", "isic"),
-                        help="'sample' (built in, offline) or 'isic' (downloaded with isic-cli)")
+    parser.add_argument(
+        "--dataset",
+        default="sample",
+        choices=("sample", "isic"),
+        help="'sample' (built in, offline) or 'isic' (downloaded with isic-cli)",
+    )
     parser.add_argument("--data-dir", default=None, help="an ISIC folder (see data_loaders.isic)")
     parser.add_argument("--img-size", type=int, default=IMG_SIZE, help=f"default: {IMG_SIZE}")
-    parser.add_argument("--ch", type=int, default=CH, help=f"width multiplier (default: {CH}; report: 64)")
+    parser.add_argument(
+        "--ch", type=int, default=CH, help=f"width multiplier (default: {CH}; report: 64)"
+    )
     parser.add_argument("--latent-dim", type=int, default=LATENT_DIM, help=f"default: {LATENT_DIM}")
-    parser.add_argument("--attention-res", type=int, default=ATTENTION_RES,
-                        help=f"self-attention resolution, 0 = none (default: {ATTENTION_RES})")
+    parser.add_argument(
+        "--attention-res",
+        type=int,
+        default=ATTENTION_RES,
+        help=f"self-attention resolution, 0 = none (default: {ATTENTION_RES})",
+    )
     parser.add_argument("--ema-decay", type=float, default=EMA_DECAY, help=f"default: {EMA_DECAY}")
     parser.add_argument("--ema-start", type=int, default=EMA_START, help=f"default: {EMA_START}")
     parser.add_argument("--truncation", **truncation)

@@ -176,7 +176,7 @@ def test_conditional_generator_follows_the_label(tmp_path):
     y = (y == 1).astype(np.int64)
     gan = mi.DigitGAN(x, y, 2, latent_dim=32, base_filters=8, embedding_dim=8,
                       output_dir=tmp_path, seed=0, checkpoint_every=0)  # fmt: skip
-    gan.train(steps=300, batch_size=32, sample_interval=0)
+    gan.train(steps=400, batch_size=32, sample_interval=0)  # 300 sufficed for 2 of 3 seeds
     clf = mi.train_classifier(x, y, 2, seed=0, epochs=3)
     for label in (0, 1):
         pred = mi.predict_classes(clf, gan.generate_class(100, label, key=label))
@@ -188,7 +188,7 @@ def test_experiment_cli_writes_its_artifacts(tmp_path):
     out = tmp_path / "exp"
     args = ["--digits", "0,1", "--counts", "2,40", "--gan-steps", "3", "--batch-size", "8",
             "--base-filters", "4", "--latent-dim", "8", "--seeds", "2", "--epochs", "1",
-            "--output-dir", str(out)]  # fmt: skip
+            "--sample-interval", "0", "--output-dir", str(out)]  # fmt: skip
     report = mi.main(args)
     for name in ("report.json", "runs.csv", "metrics.png", "images/gan_seed0.png",
                  "images/classic_seed1.png", "gan/seed_1/models/generator.h5"):  # fmt: skip

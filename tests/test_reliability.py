@@ -181,6 +181,8 @@ def test_broken_files_are_skipped_named_and_counted(tmp_path, caplog):
     (tmp_path / "data" / "trainA" / "notes.jpg").write_text("this is not a JPEG")
     good = (tmp_path / "data" / "trainA" / "apple_0000.png").read_bytes()
     (tmp_path / "data" / "trainA" / "cut.png").write_bytes(good[: len(good) // 3])
+    for i in range(3):  # as many B images as A files, so every epoch meets every A file
+        (tmp_path / "data" / "trainB" / f"extra{i}.png").write_bytes(good)
     with caplog.at_level(logging.WARNING):
         gan = tiny(root, tmp_path / "out", checkpoint_every=0)
         summary = gan.train(epochs=3, batch_size=1, sample_interval=1000)

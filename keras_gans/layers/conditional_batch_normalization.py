@@ -53,7 +53,11 @@ class ConditionalBatchNormalization(keras.layers.Layer):
             ),
             name=name,
         )
-        return SpectralNorm(dense, epsilon=self.sn_epsilon, name=f"sn_{name}") if self.spectral_norm else dense
+        return (
+            SpectralNorm(dense, epsilon=self.sn_epsilon, name=f"sn_{name}")
+            if self.spectral_norm
+            else dense
+        )
 
     def build(self, input_shape):
         x_shape, c_shape = input_shape

@@ -25,7 +25,9 @@ class SelfAttention(keras.layers.Layer):
         kernel_initializer: initializer of the convolution kernels.
     """
 
-    def __init__(self, spectral_norm=True, sn_epsilon=1e-6, kernel_initializer="orthogonal", **kwargs):
+    def __init__(
+        self, spectral_norm=True, sn_epsilon=1e-6, kernel_initializer="orthogonal", **kwargs
+    ):
         super().__init__(**kwargs)
         self.spectral_norm = bool(spectral_norm)
         self.sn_epsilon = float(sn_epsilon)
@@ -41,7 +43,11 @@ class SelfAttention(keras.layers.Layer):
             ),
             name=name,
         )
-        return SpectralNorm(conv, epsilon=self.sn_epsilon, name=f"sn_{name}") if self.spectral_norm else conv
+        return (
+            SpectralNorm(conv, epsilon=self.sn_epsilon, name=f"sn_{name}")
+            if self.spectral_norm
+            else conv
+        )
 
     def build(self, input_shape):
         channels = input_shape[-1]
