@@ -439,17 +439,6 @@ class BigGAN(GANTrainer):
         decay = 0.0 if g_steps < self.ema_start else self.ema_decay
         self._ema(tf.constant(decay, tf.float32))
 
-    def _fit(self, model, x, y):
-        """One update of ``model``: a ``train_on_batch``, or ``accumulate`` of them on equal slices."""
-        if self.accumulate == 1:
-            return self.train_on_batch(model, x, y)
-        parts = [np.array_split(np.asarray(v), self.accumulate) for v in (*x, y)]
-        logs = [
-            self.train_on_batch(model, [p[i] for p in parts[:-1]], parts[-1][i])
-            for i in range(self.accumulate)
-        ]
-        return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
-
     def d_step(self, imgs, labels):
         """One D update on ``[real; G(z, y)]`` with hinge targets +1 / -1."""
         n = len(imgs)
@@ -470,7 +459,7 @@ class BigGAN(GANTrainer):
             )
             x, y, target = x[order], y[order], target[order]
         self.set_trainable(self.d, True)
-        logs = self._fit(self.d, [x, y], target)
+        logs = self.update(self.d, [x, y], target)
         return {
             "D_loss": logs["loss"],
             "D_real": logs["d_hinge_real"],
@@ -483,7 +472,7 @@ class BigGAN(GANTrainer):
         z = sample_latent(rng, batch_size, self.latent_dim)
         y = rng.integers(0, self.num_classes, batch_size).astype(np.int32)
         self.set_trainable(self.d, False)
-        logs = self._fit(self.combined, [z, y], np.zeros((batch_size, 1), np.float32))
+        logs = self.update(self.combined, [z, y], np.zeros((batch_size, 1), np.float32))
         self.update_ema(self.step)
         return {"G_loss": logs["loss"]}
 

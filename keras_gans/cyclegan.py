@@ -240,29 +240,11 @@ class CycleGAN(GANTrainer):
 
     def _d_step(self, d, real, fake_imgs, valid, fake):
         self.set_trainable(d, True)
-        real_logs = self._micro(d, real, valid)
-        fake_logs = self._micro(d, fake_imgs, fake)
+        real_logs = self.update(d, real, valid)
+        fake_logs = self.update(d, fake_imgs, fake)
         return 0.5 * (real_logs["loss"] + fake_logs["loss"]), 0.5 * (
             real_logs["accuracy"] + fake_logs["accuracy"]
         )
-
-    def _micro(self, model, x, y):
-        """One ``train_on_batch``, or ``accumulate`` of them on equal slices (one optimizer update)."""
-        if self.accumulate == 1:
-            return self.train_on_batch(model, x, y)
-        n = self.accumulate
-        split = lambda v: (
-            [np.array_split(np.asarray(t), n) for t in v]
-            if isinstance(v, list)
-            else np.array_split(np.asarray(v), n)
-        )
-        xs, ys = split(x), split(y)
-        logs = []
-        for i in range(n):
-            xi = [part[i] for part in xs] if isinstance(x, list) else xs[i]
-            yi = [part[i] for part in ys] if isinstance(y, list) else ys[i]
-            logs.append(self.train_on_batch(model, xi, yi))
-        return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
 
     def train_step(self, imgs_A, imgs_B, valid, fake):
         """One step in the report's order; returns the logged values."""
@@ -271,7 +253,7 @@ class CycleGAN(GANTrainer):
         dB_loss, dB_acc = self._d_step(self.d_B, imgs_B, fake_B, valid, fake)
         self.set_trainable(self.d_A, False)
         self.set_trainable(self.d_B, False)
-        g = self._micro(
+        g = self.update(
             self.combined, [imgs_A, imgs_B], [valid, valid, imgs_A, imgs_B, imgs_A, imgs_B]
         )
         return {

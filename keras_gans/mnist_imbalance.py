@@ -365,6 +365,7 @@ class DigitGAN(GANTrainer):
             batch_i = self.step
             self.step += 1
             self.epoch = self.step * batch_size // len(self.images)
+            logs.update(self.maybe_evaluate())
             if not self.log_step(logs, bar):  # rolled back to the last checkpoint
                 bar.n = self.step
                 continue
@@ -384,6 +385,22 @@ class DigitGAN(GANTrainer):
             images=len(self.images),
             batch_size=batch_size,
         )
+
+    def evaluate(self):
+        """With ``eval_extractor``: FID and KID of fakes (labels drawn as in the data) vs the data."""
+        if not self.eval_extractor:
+            return {}
+        n = min(len(self.images), 1000)
+        rng = self.rng(_SAMPLE_KEY - 2)
+        noise = rng.normal(size=(n, self.latent_dim)).astype(np.float32)
+        labels = self.labels[rng.integers(0, len(self.images), n)] if self.conditional else None
+        fakes = np.concatenate(
+            [
+                self.generate(noise[i : i + 256], None if labels is None else labels[i : i + 256])
+                for i in range(0, n, 256)
+            ]
+        )
+        return {k: v for k, v in self.fid_kid(self.images, fakes).items() if k in ("fid", "kid")}
 
     # --- outputs --------------------------------------------------------------------------------
     def sample_images(self, step, cols=8):

@@ -67,7 +67,7 @@ def plot_losses(csv_path, path, x="step", groups=None, smooth=0):
     ``groups`` maps a panel title to a list of column names; by default every column gets one panel.
     ``smooth`` > 1 overlays a moving average of that many steps.
     """
-    data = read_loss_csv(csv_path)
+    data = read_loss_csv(csv_path) if os.path.exists(csv_path) else {}
     if not data or x not in data:
         return None
     names = [k for k in data if k not in (x, "epoch", "time")]

@@ -241,6 +241,24 @@ class GANTrainer:
         """``train_on_batch`` with the global batch split over replicas; returns a logs dict."""
         return distribute.train_on_batch(model, x, y, self.strategy)
 
+    def update(self, model, x, y):
+        """One optimizer update of ``model``: a ``train_on_batch``, or, with ``accumulate`` = N,
+        N of them on equal slices of the batch (the optimizer applies their averaged gradient once).
+
+        ``x`` and ``y`` may be arrays or lists of arrays (multi-input / multi-output models).
+        """
+        if self.accumulate == 1:
+            return self.train_on_batch(model, x, y)
+        n = self.accumulate
+
+        def piece(v, i):
+            if isinstance(v, (list, tuple)):
+                return [np.array_split(np.asarray(t), n)[i] for t in v]
+            return np.array_split(np.asarray(v), n)[i]
+
+        logs = [self.train_on_batch(model, piece(x, i), piece(y, i)) for i in range(n)]
+        return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
+
     def make_optimizer(self, learning_rate, **kwargs):
         """A fresh optimizer (never shared between compiled models; Keras 3 refuses that)."""
         if self.accumulate > 1:

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 from helpers import assert_save_reload, assert_weights_changed, assert_weights_unchanged, snapshot
@@ -76,11 +77,16 @@ def test_train_writes_outputs_and_resumes(tmp_path):
     for name in ("generator", "discriminator"):
         assert os.path.exists(tmp_path / "models" / f"{name}.h5")
         assert os.path.exists(tmp_path / "models" / f"{name}.keras")
-    again = _gan(tmp_path, checkpoint_every=2)
+    features = keras.Sequential(  # a tiny stand-in for Inception: --eval-extractor
+        [keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()]
+    )
+    again = _gan(tmp_path, checkpoint_every=2, eval_every=1, eval_extractor=features)
     assert again.train(steps=4, batch_size=4, sample_interval=0)["steps"] == 4
     assert again.step == 4
     with open(tmp_path / "losses.csv") as f:
-        assert [r["step"] for r in csv.DictReader(f)] == ["1", "2", "3", "4"]
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]  # resumed after step 3
+    assert float(rows[-1]["fid"]) >= 0 and rows[-1]["kid"] != ""
 
 
 @pytest.mark.parametrize("conditional", [True, False])
