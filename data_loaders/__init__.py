@@ -9,8 +9,15 @@ from data_loaders.images import (
     load_image,
     load_images,
 )
+from data_loaders.isic import load_isic
+from data_loaders.mnist import load_mnist
+from data_loaders.unpaired import DataLoader, UnpairedImages
 
 __all__ = [
+    "DataLoader",
+    "UnpairedImages",
+    "load_isic",
+    "load_mnist",
     "BadImageError",
     "NoImagesError",
     "SkipReport",

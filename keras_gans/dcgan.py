@@ -359,25 +359,17 @@ class DCGAN(GANTrainer):
         """z ~ N(0, 1), ``(n, latent_dim)``, drawn from ``rng(*key)`` (the same key, the same z)."""
         return self.rng(*key).standard_normal((n, self.latent_dim)).astype(np.float32)
 
-    def _micro(self, model, x, y):
-        """One ``train_on_batch``, or ``accumulate`` of them on equal slices (one update)."""
-        if self.accumulate == 1:
-            return self.train_on_batch(model, x, y)
-        parts = zip(np.array_split(x, self.accumulate), np.array_split(y, self.accumulate))
-        logs = [self.train_on_batch(model, xi, yi) for xi, yi in parts]
-        return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
-
     def train_step(self, imgs, valid, fake):
         """One step in Keras-GAN's order; returns the logged values."""
         z = self.noise(len(imgs), 0, self.step)
         gen_imgs = self._fake(tf.constant(z)).numpy()
         # D: log D(x) + log(1 - D(G(z))) as two BCE calls (real -> 1, fake -> 0), paper Eq. 1.
         self.set_trainable(self.discriminator, True)
-        d_real = self._micro(self.discriminator, imgs, valid)
-        d_fake = self._micro(self.discriminator, gen_imgs, fake)
+        d_real = self.update(self.discriminator, imgs, valid)
+        d_fake = self.update(self.discriminator, gen_imgs, fake)
         # G: the non-saturating -log D(G(z)) through the frozen D (target 1).
         self.set_trainable(self.discriminator, False)
-        g = self._micro(self.combined, z, valid)
+        g = self.update(self.combined, z, valid)
         return {
             "D_loss": 0.5 * (float(d_real["loss"]) + float(d_fake["loss"])),
             "D_acc": 0.5 * (float(d_real["accuracy"]) + float(d_fake["accuracy"])),
