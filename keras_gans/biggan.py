@@ -517,6 +517,7 @@ class BigGAN(GANTrainer):
                 logs = self.train_step(imgs, labels)
                 self.step += 1
                 self.batch_in_epoch += 1
+                logs.update(self.maybe_evaluate())
                 if not self.log_step(logs, bar):  # rolled back to the last checkpoint
                     bar.n = self.step
                     restarted = True
@@ -552,6 +553,17 @@ class BigGAN(GANTrainer):
             truncation=self.truncation,
             truncation_mode=self.truncation_mode,
         )
+
+    def evaluate(self):
+        """FID and KID of EMA samples (classes in the data's proportions) against the data."""
+        if not self.eval_extractor:
+            return {}
+        n = min(len(self.images), 1000)
+        rng = self.rng(3, self.step)
+        z = sample_latent(rng, n, self.latent_dim)
+        y = self.labels[rng.integers(0, len(self.labels), n)].astype(np.int32)
+        fakes = np.asarray(sample_function(self.g_ema)(tf.constant(z), tf.constant(y)))
+        return self.fid_kid(self.images, fakes)
 
     # --- outputs ----------------------------------------------------------------------------------
     def generate(self, class_index, z=None):

@@ -376,6 +376,14 @@ class DCGAN(GANTrainer):
             "G_loss": float(g["loss"]),
         }
 
+    def evaluate(self):
+        """FID and KID of ``len(images)`` (at most 1000) samples against the training images."""
+        if not self.eval_extractor:
+            return {}
+        n = min(len(self.images), 1000)
+        fakes = generate_images(self.generator, n, seed=self.step, latent_dim=self.latent_dim)
+        return self.fid_kid(self.images, fakes)
+
     def train(
         self, epochs=None, batch_size=BATCH_SIZE, sample_interval=SAMPLE_INTERVAL, max_steps=None
     ):
@@ -401,6 +409,7 @@ class DCGAN(GANTrainer):
                 logs = self.train_step(imgs, valid, fake)
                 self.step += 1
                 self.batch_in_epoch += 1
+                logs.update(self.maybe_evaluate())
                 if not self.log_step(logs, bar):  # rolled back to the last checkpoint
                     bar.n = self.step
                     restarted = True

@@ -203,3 +203,27 @@ def test_sample_data_cli_run_resume_and_one_class(tmp_path):
     assert load_model(os.path.join(out, "models", "generator.h5")).output_shape == (None, 16, 16, 3)
     one = DCGAN(class_name="melanoma", img_size=16, gf=4, df=4, output_dir=str(tmp_path / "mel"))
     assert one.class_counts == {"melanoma": 160} and len(one.images) == 160
+
+
+def test_eval_every_writes_fid_and_kid_to_the_loss_log(tmp_path):
+    import keras
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3)(inputs))
+    extractor = keras.Model(inputs, features)
+    gan = _make(
+        tmp_path,
+        images=_images(16),
+        img_size=SIZE,
+        gf=4,
+        df=4,
+        latent_dim=8,
+        seed=0,
+        eval_every=2,
+        eval_extractor=extractor,
+    )
+    gan.train(epochs=1, batch_size=8, sample_interval=1000)
+    with open(tmp_path / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[1]["fid"] and float(rows[1]["fid"]) >= 0 and rows[1]["kid"]
+    assert not rows[0].get("fid")
