@@ -25,6 +25,7 @@
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -45,6 +46,19 @@ _FILE_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZ
 
 class ModelFileError(ValueError):
     """A model file is missing, truncated, or not a Keras model."""
+
+
+@contextlib.contextmanager
+def _quiet_legacy_h5_warning():
+    """Keras logs "HDF5 ... is considered legacy" on every ``.h5`` save; `.h5` is asked for here
+    (Keras-GAN users reuse such files), so the warning is noise."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logger.setLevel(level)
 
 
 def _umask():
@@ -71,7 +85,8 @@ def save_model(model, path_stem, formats=("h5", "keras")):
         )
         os.close(fd)
         try:
-            model.save(tmp)
+            with _quiet_legacy_h5_warning():
+                model.save(tmp)
             # Flush to disk before the rename, or a crash could leave an empty file under `final`.
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
