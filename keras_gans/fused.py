@@ -51,11 +51,12 @@ def _binary_accuracy(y_true, y_pred, threshold=0.5):
 
 
 def _trainable_variables(model):
-    """``model``'s trainable variables, whatever its ``trainable`` flag says right now."""
-    was = model.trainable
-    model.trainable = True
+    """``model``'s trainable variables, also while it is frozen for the ``combined`` model."""
+    if model.trainable:
+        return list(model.trainable_variables)
+    model.trainable = True  # the setter recurses: freezing again restores every sub-layer
     variables = list(model.trainable_variables)
-    model.trainable = was
+    model.trainable = False
     return variables
 
 
