@@ -242,11 +242,11 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=24 * 3600)
     parser.add_argument("--log-dir", default=None, help="one log file per worker (default: stdout)")
-    parser.add_argument(
-        "command", nargs=argparse.REMAINDER, help="-- python -m keras_gans.cyclegan ..."
-    )
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        parser.error("give the worker command after --, e.g. -- python -m keras_gans.cyclegan ...")
+    split = argv.index("--")
+    args, command = parser.parse_args(argv[:split]), argv[split + 1 :]
     codes = launch_local(command, args.workers, args.timeout, log_dir=args.log_dir)
     print(f"worker exit codes: {codes}")
     sys.exit(max(abs(c or 0) for c in codes))
