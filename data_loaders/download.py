@@ -8,8 +8,10 @@ import zipfile
 
 from tqdm.auto import tqdm
 
+from keras_gans.errors import KerasGansError
 
-class DownloadError(RuntimeError):
+
+class DownloadError(KerasGansError, RuntimeError):
     """A dataset could not be fetched; the message says how to place the files by hand."""
 
 

@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
+from keras_gans.errors import KerasGansError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-class BadImageError(ValueError):
+class BadImageError(KerasGansError, ValueError):
     """A file that should be an image cannot be decoded."""
 
 
-class NoImagesError(FileNotFoundError):
+class NoImagesError(KerasGansError, FileNotFoundError):
     """A folder that should hold images is missing, empty, or holds no usable image."""
 
 

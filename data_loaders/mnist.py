@@ -34,6 +34,7 @@ from PIL import Image
 
 from data_loaders.download import DownloadError
 from data_loaders.images import NoImagesError, SkipReport, list_images, load_images
+from keras_gans.errors import KerasGansError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ _IDX_RE = re.compile(
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class MNISTFormatError(ValueError):
+class MNISTFormatError(KerasGansError, ValueError):
     """A file that should hold MNIST data is truncated or not in the expected format."""
 
 

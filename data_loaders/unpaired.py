@@ -148,6 +148,9 @@ class UnpairedImages:
         ds = ds.filter(_decoded_ok).map(_drop_flag)
         return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
+    def count(self, domain):
+        return len(self.paths_A if domain == "A" else self.paths_B)
+
     def first(self, domain, n=1):
         """The first ``n`` images of a domain, unflipped (fixed images for sample grids)."""
         paths = self.paths_A if domain == "A" else self.paths_B
@@ -201,3 +204,54 @@ class DataLoader:
 
     def load_img(self, path):
         return load_image(path, self.img_res)[None]
+
+
+class UnpairedArrays:
+    """In-memory images of two domains with the interface of :class:`UnpairedImages`."""
+
+    root = "arrays"
+
+    def __init__(self, images_A, images_B):
+        self.images = {"A": _as_images(images_A, "A"), "B": _as_images(images_B, "B")}
+        self.img_size = self.images["A"].shape[1:3]
+
+    def count(self, domain):
+        return len(self.images[domain])
+
+    def n_batches(self, batch_size):
+        return min(self.count("A"), self.count("B")) // batch_size
+
+    def dataset(self, batch_size, seed=None, epoch=0, skip_batches=0, flip=True):
+        """One epoch of ``(A, B)`` batches: the order and flips a function of ``(seed, epoch)``."""
+        rng = np.random.default_rng([0 if seed is None else seed, epoch])
+        n = self.n_batches(batch_size) * batch_size
+        a = self.images["A"][rng.choice(self.count("A"), n, replace=False)]
+        b = self.images["B"][rng.choice(self.count("B"), n, replace=False)]
+        if flip:
+            a = np.where((rng.random(n) < 0.5)[:, None, None, None], a[:, :, ::-1], a)
+            b = np.where((rng.random(n) < 0.5)[:, None, None, None], b[:, :, ::-1], b)
+        ds = tf.data.Dataset.from_tensor_slices((a, b)).skip(skip_batches * batch_size)
+        return ds.batch(batch_size, drop_remainder=True)
+
+    def first(self, domain, n=1):
+        return self.images[domain][:n]
+
+
+def _as_images(images, domain):
+    if isinstance(images, tf.data.Dataset):
+        images = np.stack(list(images.as_numpy_iterator()))
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or not len(images):
+        raise ValueError(f"domain {domain}: expected images (n, h, w, c), got {images.shape}")
+    return images
+
+
+class ArrayLoader:
+    """A :class:`DataLoader` stand-in over arrays: ``train`` (and ``test``, default the same)."""
+
+    root = "arrays"
+
+    def __init__(self, train, test=None):
+        self.train = UnpairedArrays(*train)
+        self.test = UnpairedArrays(*test) if test is not None else self.train
+        self.report = SkipReport()

@@ -32,6 +32,7 @@ from scipy.special import softmax, xlogy
 from tqdm import tqdm
 
 from data_loaders.images import list_images, load_folder, load_images
+from keras_gans.errors import KerasGansError
 
 METRICS = ("fid", "kid", "is")
 KID_PRECOMPUTE_MAX = 3000  # up to this many rows per set, KID computes the kernel matrices once
@@ -126,7 +127,7 @@ def inception_score(probs, splits=10):
 # ----------------------------------------------------------------------------- feature extractors
 
 
-class InceptionWeightsError(RuntimeError):
+class InceptionWeightsError(KerasGansError, RuntimeError):
     """The InceptionV3 ImageNet weights are neither given, cached, nor downloadable."""
 
 

@@ -35,6 +35,7 @@ import h5py
 import keras
 
 from keras_gans import layers as _layers  # noqa: F401  (registers the custom layers)
+from keras_gans.errors import KerasGansError
 
 __all__ = ["ModelFileError", "save_model", "load_model"]
 
@@ -44,7 +45,7 @@ _EXPECTED = "a full Keras model saved as .h5 (HDF5) or .keras (zip archive)"
 _FILE_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
 
 
-class ModelFileError(ValueError):
+class ModelFileError(KerasGansError, ValueError):
     """A model file is missing, truncated, or not a Keras model."""
 
 

@@ -1,28 +1,34 @@
-"""The train-on-batch plumbing every keras_gans trainer shares.
+"""The training core every keras_gans trainer shares: one loop, :meth:`GANTrainer.run`.
 
-A trainer subclasses :class:`GANTrainer`, builds its models inside ``self.strategy.scope()``, lists what
-must be checkpointed in :meth:`checkpoint_objects`, and runs its report's ``train_on_batch`` loop with
-:meth:`progress`, :meth:`log_step` and :meth:`maybe_checkpoint`. What it gets from here:
+A trainer declares what is specific to its paper and leaves the run to this module:
 
-* a ``tf.distribute`` strategy, chief-only writing, mixed precision and XLA switches;
-* :meth:`set_trainable`, the Keras 3 way to freeze a discriminator for a combined model (Keras 3 reads
-  ``trainable`` when a model's train function is first traced, so the flag is set before every call);
-* ``losses.csv`` and ``losses.png``, a ``tqdm`` progress bar, a ``summary.json`` for the run;
-* checkpoints of all models, optimizer states and counters every N steps (``tf.train.CheckpointManager``:
-  the ``checkpoint`` index file is replaced atomically after the data is written, so a crash mid-write
-  leaves the previous checkpoint as the latest), kept K deep, and resumption from the exact step;
-* a stop on NaN / Inf losses that keeps the last good checkpoint, or a roll-back with a lower learning rate.
+* :meth:`GANTrainer.build` (called inside the strategy's scope) builds the networks, compiles the
+  models it trains with :meth:`GANTrainer.compile` (which records the models each one freezes) and
+  returns ``{name: model}``, the models saved for reuse and checkpointed;
+* :meth:`GANTrainer.steps_per_epoch` and :meth:`GANTrainer.batches` give the batches of an epoch,
+  seeded by ``(seed, epoch)`` and skipping the ones already trained on resume;
+* :meth:`GANTrainer.train_step` runs the report's ``train_on_batch`` calls through
+  :meth:`GANTrainer.update` and returns ``{name: float}``;
+* :meth:`GANTrainer.sample_grid` returns the sample images, which the core names and saves.
 
-Randomness is keyed by ``(seed, epoch)`` for the data order and ``(seed, step)`` for noise, so a resumed
-run draws exactly what the uninterrupted run would have drawn without saving any generator state.
+From that the core gives every trainer the same behaviour: optimizer slots built inside the
+strategy's scope, checkpoints of every model, optimizer and counter (``tf.train.CheckpointManager``
+replaces its index file only after the data is written), resume from the exact step, a refusal of a
+checkpoint written with other hyper-parameters, a stop (or a roll-back) on NaN / Inf losses,
+``losses.csv`` / ``losses.png``, grids ``images/<step>.png``, models ``models/<name>.{h5,keras}``
+written with every checkpoint and at the end, and ``summary.json``.
+
+Keras 3 reads ``trainable`` when a model's train function is first traced, so :meth:`update` sets the
+flags before every call: the models a compiled model freezes are frozen, the model itself unfrozen.
+
+Randomness is keyed by ``(seed, epoch)`` for the data order and ``(seed, step)`` for noise, so a
+resumed run draws exactly what the uninterrupted run would have drawn without saving any RNG state.
 """
 
 import csv
-import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 import time
 
@@ -31,94 +37,15 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from keras_gans import distribute, plotting
+from keras_gans import distribute, plotting, reports
+from keras_gans.errors import CheckpointError, ConfigError, DivergenceError
+from keras_gans.saving import save_model
 
 log = logging.getLogger(__name__)
 
+__all__ = ["GANTrainer", "LossLog", "DivergenceError"]
 
-class DivergenceError(RuntimeError):
-    """A loss became NaN or Inf."""
-
-
-def add_common_args(parser, epochs=None, batch_size=1, sample_interval=50):
-    """The options every trainer's CLI shares (documented with their defaults)."""
-    parser.add_argument("--output-dir", default=None, help="where images, models and logs go")
-    parser.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default: {epochs})")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
-    parser.add_argument(
-        "--batch-size", type=int, default=batch_size, help=f"global batch (default: {batch_size})"
-    )
-    parser.add_argument(
-        "--sample-interval",
-        type=int,
-        default=sample_interval,
-        help=f"steps between sample grids (default: {sample_interval})",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed for weights, data and noise")
-    parser.add_argument(
-        "--strategy",
-        default="auto",
-        choices=distribute.STRATEGIES,
-        help="tf.distribute strategy (default: auto = mirrored on >1 GPU, else default)",
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        default=None,
-        choices=distribute.PRECISIONS,
-        help="compute in float16 (GPU) or bfloat16; variables and outputs stay float32",
-    )
-    parser.add_argument("--jit", action="store_true", help="compile the train steps with XLA")
-    parser.add_argument(
-        "--accumulate",
-        type=int,
-        default=1,
-        help="split each global batch into N micro-batches and accumulate gradients",
-    )
-    parser.add_argument("--checkpoint-every", type=int, default=500, help="steps (0 = never)")
-    parser.add_argument("--keep-checkpoints", type=int, default=3, help="checkpoints kept")
-    parser.add_argument(
-        "--no-resume",
-        dest="resume",
-        action="store_false",
-        help="start afresh even if OUTPUT/checkpoints holds a checkpoint",
-    )
-    parser.add_argument(
-        "--on-nan",
-        default="stop",
-        choices=("stop", "rollback"),
-        help="on a NaN/Inf loss: stop (keep the last good checkpoint) or roll back and halve the LR",
-    )
-    parser.add_argument("--strict", action="store_true", help="fail on an unreadable image")
-    parser.add_argument("--deterministic", action="store_true", help="deterministic TF ops")
-    parser.add_argument(
-        "--eval-every", type=int, default=0, help="steps between quality evaluations (0 = never)"
-    )
-    parser.add_argument(
-        "--eval-extractor",
-        default=None,
-        help="features for FID/KID: 'inception' (ImageNet weights, see README) or MODEL.h5:LAYER",
-    )
-    return parser
-
-
-def runtime_kwargs(args):
-    """The :class:`GANTrainer` keyword arguments from parsed :func:`add_common_args` options."""
-    return {
-        "output_dir": args.output_dir,
-        "seed": args.seed,
-        "strategy": args.strategy,
-        "mixed_precision": args.mixed_precision,
-        "jit": args.jit,
-        "accumulate": args.accumulate,
-        "checkpoint_every": args.checkpoint_every,
-        "keep_checkpoints": args.keep_checkpoints,
-        "resume": args.resume,
-        "on_nan": args.on_nan,
-        "strict": args.strict,
-        "deterministic": args.deterministic,
-        "eval_every": args.eval_every,
-        "eval_extractor": args.eval_extractor,
-    }
+_TRAINING_ERRORS = (tf.errors.OpError, ValueError, AssertionError, OSError)
 
 
 class LossLog:
@@ -131,33 +58,24 @@ class LossLog:
             with open(path, newline="") as f:
                 self.columns = next(csv.reader(f), [])
 
+    def rows(self):
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
     def truncate_after(self, step):
         """Drop rows past ``step`` (written after the checkpoint a run resumes from)."""
-        if not os.path.exists(self.path):
-            return
-        with open(self.path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= step]
-        self._rewrite(rows)
-
-    def _rewrite(self, rows):
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, self.columns, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.path)
+        if os.path.exists(self.path):
+            kept = [r for r in self.rows() if int(float(r["step"])) <= step]
+            reports.write_csv(self.path, kept, self.columns)
 
     def append(self, row):
         new = [k for k in row if k not in self.columns]
-        if new:
-            rows = []
-            if os.path.exists(self.path):
-                with open(self.path, newline="") as f:
-                    rows = list(csv.DictReader(f))
+        if new or not os.path.exists(self.path):
+            rows = self.rows()
             self.columns += new
-            self._rewrite(rows)
-        elif not os.path.exists(self.path):
-            self._rewrite([])
+            reports.write_csv(self.path, rows, self.columns)
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, restval="").writerow(
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
@@ -165,10 +83,19 @@ class LossLog:
 
 
 class GANTrainer:
-    """Base class of the keras_gans trainers; see the module docstring."""
+    """Base class of the keras_gans trainers; see the module docstring.
 
+    Subclasses set the class attributes below, call :meth:`setup_runtime` and then
+    :meth:`build_models` in ``__init__``, and implement the declaration methods.
+    """
+
+    name = "gan"  # progress bar label and default output folder
     loss_groups = None  # {panel title: [csv columns]} for losses.png
+    default_epochs = 1
+    default_batch_size = 1
+    default_sample_interval = 50
 
+    # --- set-up -----------------------------------------------------------------------------------
     def setup_runtime(
         self,
         output_dir,
@@ -188,9 +115,15 @@ class GANTrainer:
     ):
         """Set the run-wide state; call first in a subclass ``__init__``, before building models."""
         if accumulate < 1:
-            raise ValueError(f"accumulate must be >= 1, got {accumulate}")
+            raise ConfigError(f"--accumulate must be >= 1, got {accumulate}")
         if on_nan not in ("stop", "rollback"):
-            raise ValueError(f"on_nan must be 'stop' or 'rollback', got {on_nan!r}")
+            raise ConfigError(f"--on-nan must be 'stop' or 'rollback', got {on_nan!r}")
+        for option, value in (
+            ("--checkpoint-every", checkpoint_every),
+            ("--eval-every", eval_every),
+        ):
+            if value is not None and value < 0:
+                raise ConfigError(f"{option} must be >= 0, got {value}")
         self.seed = seed
         if seed is not None:
             keras.utils.set_random_seed(seed)
@@ -201,52 +134,118 @@ class GANTrainer:
         self.is_chief = distribute.is_chief(self.strategy)
         self.jit_compile = distribute.jit_setting(jit)
         self.accumulate = int(accumulate)
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every = checkpoint_every or 0
         self.keep_checkpoints = keep_checkpoints
         self.resume = resume
         self.on_nan = on_nan
         self.strict = strict
-        self.eval_every = eval_every
+        self.eval_every = eval_every or 0
         self.eval_extractor = eval_extractor
         self._evaluator = None
         self.output_dir = os.path.abspath(output_dir)
         self.images_dir = os.path.join(self.output_dir, "images")
         self.models_dir = os.path.join(self.output_dir, "models")
         self.checkpoint_dir = os.path.join(self.output_dir, "checkpoints")
-        if self.is_chief:
-            for d in (self.images_dir, self.models_dir):
-                os.makedirs(d, exist_ok=True)
         self.loss_log = LossLog(os.path.join(self.output_dir, "losses.csv"))
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
+        self.step = self.epoch = self.batch_in_epoch = 0
         self.skipped_files = []
+        self.models, self.compiled = {}, {}
         self._manager = None
+        self._saved_checkpoint = None  # the newest checkpoint this run wrote or restored
+        self._sampled_at = self._models_saved_at = None
         self._started = time.time()
 
-    # --- randomness -----------------------------------------------------------------------------
+    def build_models(self):
+        """Run :meth:`build` and create every optimizer's slots, both inside the strategy's scope
+        (slots made later, e.g. by a restore, would be outside it and fail under MirroredStrategy)."""
+        with self.strategy.scope():
+            self.models = dict(self.build())
+            self.build_optimizers()
+
+    def compile(self, model, frozen=(), **kwargs):
+        """``model.compile(**kwargs)`` (with the run's XLA setting); ``frozen``: the models it holds
+        that stay fixed in its update (a discriminator inside a combined model)."""
+        for m in frozen:
+            self.set_trainable(m, False)
+        model.compile(jit_compile=self.jit_compile, **kwargs)
+        self.compiled[model.name] = (model, tuple(frozen))
+        return model
+
+    def make_optimizer(self, learning_rate, **kwargs):
+        """A fresh Adam (never shared between compiled models; Keras 3 refuses that)."""
+        if self.accumulate > 1:
+            kwargs["gradient_accumulation_steps"] = self.accumulate
+        return keras.optimizers.Adam(learning_rate, **kwargs)
+
+    # --- the declaration (subclasses) ---------------------------------------------------------------
+    def build(self):
+        """Build and compile the models; return ``{name: model}`` (saved and checkpointed)."""
+        raise NotImplementedError
+
+    def steps_per_epoch(self, batch_size):
+        """Batches in one epoch of ``batch_size``."""
+        raise NotImplementedError
+
+    def batches(self, batch_size, epoch, skip):
+        """The batches of ``epoch`` (seeded by ``(seed, epoch)``), the first ``skip`` left out."""
+        raise NotImplementedError
+
+    def train_step(self, batch):
+        """One training step on ``batch``; returns ``{name: float}`` for the log."""
+        raise NotImplementedError
+
+    def sample_grid(self):
+        """Sample images: ``{"images", "rows", "cols"[, "titles", "row_labels"]}``."""
+        raise NotImplementedError
+
+    def config(self):
+        """The hyper-parameters that fix the models' shapes; a checkpoint must match them."""
+        return {}
+
+    def summary_info(self):
+        """Extra entries for ``summary.json``."""
+        return {}
+
+    def evaluate(self):
+        """Quality metrics of the current models, as ``{name: float}`` (``--eval-every``)."""
+        return {}
+
+    def save_extras(self):
+        """Files beside the saved models (e.g. BigGAN's ``classes.json``)."""
+
+    def checkpoint_extras(self):
+        """Extra ``{name: tf.Variable}`` to checkpoint (a stage, a fade-in alpha)."""
+        return {}
+
+    # --- randomness ---------------------------------------------------------------------------------
     def rng(self, *key):
         """A NumPy generator keyed by ``(seed, *key)``; the same key always gives the same draws."""
         base = self.seed if self.seed is not None else 0x5EED
         return np.random.default_rng([base, *[int(k) for k in key]])
 
-    # --- Keras 3 freezing -----------------------------------------------------------------------
+    # --- updates ------------------------------------------------------------------------------------
     @staticmethod
     def set_trainable(model, flag):
         """Freeze or unfreeze ``model`` (and its layers) before a ``train_on_batch`` call."""
         if model.trainable != flag:
             model.trainable = flag
 
+    def _prepare(self, model):
+        frozen = self.compiled.get(model.name, (model, ()))[1]
+        for m in frozen:
+            self.set_trainable(m, False)
+        if not frozen:
+            self.set_trainable(model, True)
+
     def train_on_batch(self, model, x, y):
         """``train_on_batch`` with the global batch split over replicas; returns a logs dict."""
         return distribute.train_on_batch(model, x, y, self.strategy)
 
     def update(self, model, x, y):
-        """One optimizer update of ``model``: a ``train_on_batch``, or, with ``accumulate`` = N,
-        N of them on equal slices of the batch (the optimizer applies their averaged gradient once).
-
-        ``x`` and ``y`` may be arrays or lists of arrays (multi-input / multi-output models).
-        """
+        """One optimizer update of the compiled ``model`` (its frozen models frozen, itself not):
+        a ``train_on_batch``, or with ``accumulate`` = N, N of them on equal slices of the batch
+        (the optimizer applies their averaged gradient once). ``x``, ``y``: arrays or lists."""
+        self._prepare(model)
         if self.accumulate == 1:
             return self.train_on_batch(model, x, y)
         n = self.accumulate
@@ -259,16 +258,151 @@ class GANTrainer:
         logs = [self.train_on_batch(model, piece(x, i), piece(y, i)) for i in range(n)]
         return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
 
-    def make_optimizer(self, learning_rate, **kwargs):
-        """A fresh optimizer (never shared between compiled models; Keras 3 refuses that)."""
-        if self.accumulate > 1:
-            kwargs["gradient_accumulation_steps"] = self.accumulate
-        return keras.optimizers.Adam(learning_rate, **kwargs)
+    def build_optimizers(self):
+        """Create every optimizer's slots for the variables its model trains."""
+        for model, _ in self.compiled.values():
+            self._prepare(model)
+            model.optimizer.build(model.trainable_variables)
 
-    # --- checkpoints ----------------------------------------------------------------------------
+    def optimizers(self):
+        return [model.optimizer for model, _ in self.compiled.values()]
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def train(self, epochs=None, batch_size=None, sample_interval=None, max_steps=None):
+        """The documented Keras-GAN-style name of :meth:`run`."""
+        return self.run(epochs, batch_size, sample_interval, max_steps)
+
+    def run(self, epochs=None, batch_size=None, sample_interval=None, max_steps=None):
+        """Train for ``epochs`` (``None``: the trainer's default, or as many as ``max_steps`` needs),
+        at most ``max_steps`` steps in all, resuming from the newest checkpoint; returns the summary.
+
+        Every ``sample_interval`` steps a grid; every ``checkpoint_every`` steps a checkpoint and the
+        models; at the end all of these once more (unless just written), the loss plot and summary.
+        """
+        batch_size = batch_size or self.default_batch_size
+        sample_interval = (
+            self.default_sample_interval if sample_interval is None else sample_interval
+        )
+        for option, value in (("--batch-size", batch_size), ("--epochs", epochs)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{option} must be >= 1, got {value}")
+        if max_steps is not None and max_steps < 0:
+            raise ConfigError(f"--max-steps must be >= 0, got {max_steps}")
+        n_batches = self.steps_per_epoch(batch_size)
+        if n_batches < 1:
+            raise ConfigError(f"--batch-size {batch_size} is larger than the training data")
+        if epochs is None:
+            epochs = math.ceil(max_steps / n_batches) if max_steps else self.default_epochs
+        total = epochs * n_batches if max_steps is None else min(max_steps, epochs * n_batches)
+        if self.resume:
+            self.restore_checkpoint()
+        else:
+            self.loss_log.truncate_after(0)
+        self.batch_size = batch_size
+        bar = tqdm(
+            total=total, initial=min(self.step, total), desc=self.name, disable=not self.is_chief
+        )
+        while self.step < total:
+            seen = restarted = False
+            for batch in self.batches(batch_size, self.epoch, self.batch_in_epoch):
+                seen = True
+                logs = self.train_step(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                logs.update(self.maybe_evaluate())
+                if not self.log_step(logs, bar):  # rolled back to the last checkpoint
+                    bar.n, restarted = self.step, True
+                    break
+                bar.update(1)
+                if sample_interval and self.step % sample_interval == 0:
+                    self.sample_images()
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.step >= total:
+                    break
+            if restarted:
+                continue
+            if not seen and self.batch_in_epoch < n_batches:
+                raise ConfigError(f"epoch {self.epoch} yielded no batch of {batch_size}")
+            if self.batch_in_epoch >= n_batches:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+        bar.close()
+        return self.finish()
+
+    def finish(self):
+        """Write what a run leaves at its end (each only if not written at this step already)."""
+        if self.checkpoint_every and self._saved_step() != self.step:
+            self.save_checkpoint()
+        if self._models_saved_at != self.step:
+            self.save_models()
+        if self._sampled_at != self.step:
+            self.sample_images()
+        self.plot_losses()
+        return self.write_summary()
+
+    # --- outputs ------------------------------------------------------------------------------------
+    def sample_images(self):
+        """Save :meth:`sample_grid` as ``images/<step>.png`` (six digits); returns the path."""
+        self._sampled_at = self.step
+        if not self.is_chief:
+            return None
+        grid = dict(self.sample_grid())
+        path = os.path.join(self.images_dir, f"{self.step:06d}.png")
+        return plotting.save_image_grid(
+            grid.pop("images"), path, grid.pop("rows"), grid.pop("cols"), **grid
+        )
+
+    def save_models(self):
+        """``models/<name>.h5`` and ``.keras`` for every declared model, trainable, for reuse."""
+        self._models_saved_at = self.step
+        if not self.is_chief:
+            return
+        for name, model in self.models.items():
+            was = model.trainable
+            self.set_trainable(model, True)
+            try:
+                save_model(model, os.path.join(self.models_dir, name))
+            finally:
+                self.set_trainable(model, was)
+        self.save_extras()
+
+    def plot_losses(self):
+        if self.is_chief and os.path.exists(self.loss_log.path):
+            plotting.plot_losses(
+                self.loss_log.path,
+                os.path.join(self.output_dir, "losses.png"),
+                groups=self.loss_groups,
+            )
+
+    def write_summary(self, **extra):
+        """``summary.json`` (on the chief); every worker gets the same dict back."""
+        summary = {
+            "steps": self.step,
+            "epochs": self.epoch,
+            "batch_size": getattr(self, "batch_size", None),
+            "seconds": round(time.time() - self._started, 1),
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "precision": self.precision,
+            "config": self.config(),
+            "models": sorted(self.models),
+            "skipped_files": len(self.skipped_files),
+            "skipped": list(self.skipped_files),
+            **self.summary_info(),
+            **extra,
+        }
+        if self.is_chief:
+            reports.write_json(os.path.join(self.output_dir, "summary.json"), summary)
+        return summary
+
+    # --- checkpoints --------------------------------------------------------------------------------
     def checkpoint_objects(self):
-        """``{name: model or optimizer}`` to checkpoint; subclasses override."""
-        raise NotImplementedError
+        """``{name: trackable}``: the declared models and the optimizer of every compiled model."""
+        objects = dict(self.models)
+        objects.update({f"opt_{name}": m.optimizer for name, (m, _) in self.compiled.items()})
+        objects.update(self.checkpoint_extras())
+        return objects
 
     def _checkpoint(self):
         if self._manager is None:
@@ -282,56 +416,110 @@ class GANTrainer:
             )
         return self._manager
 
+    def _saved_step(self):
+        return None if self._saved_checkpoint is None else self._saved_checkpoint[1]
+
     def save_checkpoint(self):
+        """A checkpoint of every model, optimizer and counter, then the models for reuse."""
         manager = self._checkpoint()
         self._counters.assign([self.step, self.epoch, self.batch_in_epoch])
         path = manager.save(checkpoint_number=self.step)
+        self._saved_checkpoint = (path, self.step)
         if self.is_chief:
-            state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
-            _atomic_json(os.path.join(self.checkpoint_dir, "state.json"), state)
+            state = {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "config": self.config(),
+            }
+            reports.write_json(os.path.join(self.checkpoint_dir, "state.json"), state)
+        self.save_models()
         return path
 
-    def maybe_checkpoint(self):
-        if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-            self.save_checkpoint()
+    def _check_config(self):
+        """Refuse a checkpoint folder written with other hyper-parameters, naming them."""
+        path = os.path.join(self.checkpoint_dir, "state.json")
+        if not os.path.exists(path):
+            return
+        saved = reports.read_json(path).get("config") or {}
+        ours = reports.jsonable(self.config())
+        differ = {k: (saved.get(k), ours.get(k)) for k in set(saved) | set(ours)}
+        differ = {k: v for k, v in differ.items() if v[0] != v[1]}
+        if differ:
+            what = ", ".join(
+                f"{k}: {a!r} there, {b!r} here" for k, (a, b) in sorted(differ.items())
+            )
+            raise CheckpointError(
+                f"the checkpoint in {self.checkpoint_dir} was written with other hyper-parameters "
+                f"({what}); use another --output-dir, the same options, or --no-resume"
+            )
 
-    def build_optimizers(self):
-        """Create optimizer slots before a restore, so every value is read (not deferred) at once."""
-
-    def restore_checkpoint(self):
-        """Restore the newest readable checkpoint (if ``resume``); True if one was restored.
+    def restore_checkpoint(self, path=None):
+        """Restore ``path`` or the newest readable checkpoint; True if one was restored.
 
         An unreadable newest checkpoint (say, truncated by a full disk) is reported and the next
         older one is used, so one damaged file does not cost the run.
         """
         manager = self._checkpoint()
-        # Every worker reads the chief's checkpoints (a shared folder in a multi-machine run).
-        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
-        paths = list(state.all_model_checkpoint_paths) if state else []
-        if not (self.resume and paths):
-            return False
-        self.build_optimizers()
+        if path is None:
+            # Every worker reads the chief's checkpoints (a shared folder in a multi-machine run).
+            state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+            paths = list(state.all_model_checkpoint_paths) if state else []
+            if not paths:
+                return False
+            self._check_config()
+        else:
+            paths = [path]
         errors = []
-        for path in reversed(paths):
+        for candidate in reversed(paths):
             try:
-                manager.checkpoint.restore(path).assert_existing_objects_matched()
-            except Exception as err:  # whatever makes it unreadable, an older one may be fine
-                log.warning("checkpoint %s cannot be read (%s); trying an older one", path, err)
-                errors.append(f"{path}: {type(err).__name__}")
+                manager.checkpoint.restore(candidate).assert_existing_objects_matched()
+            except _TRAINING_ERRORS as err:
+                log.warning(
+                    "checkpoint %s cannot be read (%s); trying an older one", candidate, err
+                )
+                errors.append(f"{candidate}: {type(err).__name__}")
                 continue
             self.step, self.epoch, self.batch_in_epoch = (int(v) for v in self._counters.numpy())
+            self._saved_checkpoint = (candidate, self.step)
             self.loss_log.truncate_after(self.step)
-            log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
+            log.info("resumed from %s at step %d (epoch %d)", candidate, self.step, self.epoch)
             return True
-        raise RuntimeError(
+        raise CheckpointError(
             f"no checkpoint in {self.checkpoint_dir} can be read ({'; '.join(errors)}); "
-            "delete the folder or start afresh with --no-resume"
+            "move the folder away or start afresh with --no-resume"
         )
 
-    # --- quality evaluation (--eval-every) -------------------------------------------------------
-    def evaluate(self):
-        """Quality metrics of the current models, as ``{name: float}``; subclasses override."""
-        return {}
+    # --- NaN guard and evaluation -------------------------------------------------------------------
+    def log_step(self, values, bar=None):
+        """Check ``values`` are finite, write them to ``losses.csv`` and the progress bar."""
+        bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
+        if bad:
+            self._diverged(bad)
+            return False
+        if self.is_chief:
+            self.loss_log.append({"step": self.step, "epoch": self.epoch, **values})
+        if bar is not None:
+            bar.set_postfix({k: f"{float(v):.3g}" for k, v in values.items()}, refresh=False)
+        return True
+
+    def _diverged(self, bad):
+        what = ", ".join(f"{k}={v}" for k, v in bad.items())
+        latest = self._saved_checkpoint[0] if self._saved_checkpoint else None
+        if self.on_nan == "rollback" and latest:
+            failed_at = self.step
+            self.restore_checkpoint(latest)
+            for opt in self.optimizers():
+                opt.learning_rate.assign(opt.learning_rate * 0.5)
+            log.warning(
+                "%s at step %d: rolled back to %s, learning rates halved", what, failed_at, latest
+            )
+            return
+        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
+        raise DivergenceError(
+            f"training diverged at step {self.step}: {what}. Stopped; {kept}. Lower the learning "
+            "rate, or pass --on-nan rollback to roll back automatically."
+        )
 
     def maybe_evaluate(self):
         """:meth:`evaluate` every ``eval_every`` steps on the chief; its values join losses.csv."""
@@ -348,83 +536,3 @@ class GANTrainer:
         if self._evaluator is None:
             self._evaluator = GenerativeEvaluator(real_images, extractor=self.eval_extractor)
         return self._evaluator(fake_images)
-
-    # --- logging --------------------------------------------------------------------------------
-    def progress(self, total, initial=0, desc="train"):
-        return tqdm(total=total, initial=initial, desc=desc, disable=not self.is_chief, leave=True)
-
-    def log_step(self, values, bar=None):
-        """Check ``values`` are finite, write them to ``losses.csv`` and the progress bar."""
-        bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
-        if bad:
-            self._diverged(bad)
-            return False
-        if self.is_chief:
-            self.loss_log.append({"step": self.step, "epoch": self.epoch, **values})
-        if bar is not None:
-            bar.set_postfix({k: f"{float(v):.3g}" for k, v in values.items()}, refresh=False)
-        return True
-
-    def _diverged(self, bad):
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-        what = ", ".join(f"{k}={v}" for k, v in bad.items())
-        if self.on_nan == "rollback" and latest:
-            self.restore_checkpoint()
-            for opt in self.optimizers():
-                opt.learning_rate.assign(opt.learning_rate * 0.5)
-            log.warning(
-                "%s at step %d: rolled back to %s, learning rates halved", what, self.step, latest
-            )
-            return
-        kept = (
-            f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written"
-        )
-        raise DivergenceError(
-            f"training diverged at step {self.step}: {what}. Stopped; {kept}. Lower the learning "
-            "rate, or pass --on-nan rollback to roll back automatically."
-        )
-
-    def optimizers(self):
-        return [
-            o
-            for o in self.checkpoint_objects().values()
-            if isinstance(o, keras.optimizers.Optimizer)
-        ]
-
-    def plot_losses(self):
-        if self.is_chief:
-            plotting.plot_losses(
-                self.loss_log.path,
-                os.path.join(self.output_dir, "losses.png"),
-                groups=self.loss_groups,
-            )
-
-    def write_summary(self, **extra):
-        if not self.is_chief:
-            return None
-        summary = {
-            "steps": self.step,
-            "epochs": self.epoch,
-            "seconds": round(time.time() - self._started, 1),
-            "strategy": type(self.strategy).__name__,
-            "replicas": self.strategy.num_replicas_in_sync,
-            "precision": self.precision,
-            "skipped_files": len(self.skipped_files),
-            "skipped": list(self.skipped_files),
-            **extra,
-        }
-        _atomic_json(os.path.join(self.output_dir, "summary.json"), summary)
-        return summary
-
-
-def _atomic_json(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=float)
-    os.replace(tmp, path)
-
-
-def clean_dir(path):
-    """Remove ``path`` if it exists (used by ``--no-resume`` callers that want a fresh folder)."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""Report files written atomically: JSON, CSV and markdown.
+
+Each writer fills a temporary file in the target's folder and renames it over the target
+(``os.replace`` is atomic on one file system), so a crash mid-write leaves the previous file whole.
+"""
+
+import csv
+import io
+import json
+import os
+import tempfile
+
+import numpy as np
+
+
+def _default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically; returns ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def write_json(path, data):
+    """``data`` as indented JSON (NumPy scalars and arrays become numbers and lists)."""
+    return write_text(path, json.dumps(data, indent=2, default=_default) + "\n")
+
+
+def write_csv(path, rows, columns=None):
+    """``rows`` (dicts) as CSV with a header; ``columns`` default to the keys in first-seen order."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, restval="", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
+def write_markdown(path, text):
+    """A markdown report (``text`` ends with one newline)."""
+    return write_text(path, text.rstrip("\n") + "\n")
+
+
+def jsonable(data):
+    """``data`` as it reads back from JSON (tuples become lists, NumPy scalars numbers)."""
+    return json.loads(json.dumps(data, default=_default))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
