@@ -104,7 +104,7 @@ def make_step(variant, gan):
     if variant == "literal":
         return LiteralLoop(gan)
     if variant == "keras_gans":
-        return gan.train_step
+        return lambda imgs_A, imgs_B, valid, fake: gan.train_step((imgs_A, imgs_B))
     if variant == "fused":
         from keras_gans.fused import FusedCycleGANStep
 

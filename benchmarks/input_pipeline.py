@@ -51,7 +51,6 @@ def step_rate_from_results(img_size, batch_size, results_dir=None, variant="kera
 
 def measure_step(root, img_size, batch_size, n_steps, seed=0):
     """Run ``CycleGAN.train_step`` on pipeline batches: steps/s and per-step wait for data."""
-    import numpy as np
 
     from keras_gans.cyclegan import CycleGAN
 
@@ -65,8 +64,6 @@ def measure_step(root, img_size, batch_size, n_steps, seed=0):
             checkpoint_every=0,
             resume=False,
         )
-        patch = (batch_size,) + gan.disc_patch
-        valid, fake = np.ones(patch, np.float32), np.zeros(patch, np.float32)
         data = gan.data_loader.train
         waits, steps_s = [], []
         epoch = 0
@@ -81,7 +78,7 @@ def measure_step(root, img_size, batch_size, n_steps, seed=0):
                 it = iter(data.dataset(batch_size, seed, epoch).as_numpy_iterator())
                 imgs_A, imgs_B = next(it)
             t1 = time.perf_counter()
-            gan.train_step(imgs_A, imgs_B, valid, fake)
+            gan.train_step((imgs_A, imgs_B))
             t2 = time.perf_counter()
             if i >= warm:
                 waits.append(t1 - t0)

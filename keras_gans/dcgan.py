@@ -1,62 +1,56 @@
 """DCGAN on ISIC skin lesions at 64x64, and the unconditional trainer the basic GAN shares.
 
 Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep Convolutional
-Generative Adversarial Networks", ICLR 2016 (arXiv:1511.06434). The report's second model: a DCGAN
-at 64x64 on the preprocessed ISIC images, trained with Keras-GAN's ``train_on_batch`` loop.
+Generative Adversarial Networks", ICLR 2016 (arXiv:1511.06434): the report's second model, trained
+on the preprocessed ISIC images with Keras-GAN's ``train_on_batch`` updates.
 
 Architecture (Radford et al. Sec. 3): G projects z (100-d, N(0, 1) as in Keras-GAN) to 4x4, then
 strided ``Conv2DTranspose`` + BatchNorm + ReLU up to the image, tanh out; D is strided ``Conv2D`` +
 LeakyReLU(0.2), BatchNorm on every block but the first, then a sigmoid unit. Channels halve / double
-per stage (``base_filters`` at the last G / first D stage), weights start from N(0, 0.02), and both
-models use Adam(2e-4, beta_1=0.5). The stage count follows the size: 32, 64 or 128 pixels (any power
-of two >= 8 works, which the tests use).
+per stage, weights start from N(0, 0.02), Adam(2e-4, beta_1=0.5) for both. The size (a power of two
+>= 8: 32, 64, 128) sets the number of stages.
 
-The loop (Keras-GAN ``dcgan.py``): per batch, D on real images (target 1), D on fakes (target 0),
-then ``combined`` = D(G(z)) with target 1 and D frozen (the non-saturating loss, paper Eq. 1 and
-Goodfellow et al. Sec. 3). Keras 3 specifics:
+The step (Keras-GAN ``dcgan.py``): D on real images (target 1), D on fakes (target 0), then
+``combined`` = D(G(z)) with target 1 and D frozen (the non-saturating loss, paper Eq. 1 and
+Goodfellow et al. Sec. 3). The loop, sample grids, checkpoints, resume and the saved models
+(``models/generator`` and ``models/discriminator``, ``.h5`` and ``.keras``) are
+:meth:`keras_gans.training.GANTrainer.run`'s. Changed for Keras 3 and users:
 
-* D is unfrozen before its ``train_on_batch`` and frozen before the combined one (Keras 3 reads
-  ``trainable`` when a train function is first traced), and each compiled model has its own Adam.
 * **Frozen BatchNorm.** Keras 3 runs a frozen ``BatchNormalization`` in inference mode, so inside
-  ``combined`` D would normalise fakes with its moving statistics, a mix of past real and fake
-  batches, while D itself was trained with per-batch statistics: G would climb a different function
-  than the one D learned (GANs-in-Action#14, "tf.keras DCGAN produces noise"). The default
-  ``frozen_bn="batch"`` keeps the report's Keras 2 behaviour and Radford's reference code: inside
-  ``combined`` D's BatchNorm layers normalise with the statistics of the fake batch itself, with D's
-  frozen gamma and beta, and never touch the moving statistics (the D step alone updates them).
-  This is a view of D (:func:`batch_stats_view`: the same layer objects, only BatchNorm swapped)
-  used in ``combined`` only; the saved D is a plain Keras model. ``frozen_bn="moving"`` is Keras 3's
-  native inference-mode behaviour, for comparison.
-* The fakes for the D step come from one traced G call in training mode (batch statistics, as in the
-  G step and Radford's code), not from Keras-GAN's ``predict`` (inference mode); epochs are shuffled
-  passes over the data (seeded per epoch) instead of Keras-GAN's random batches with replacement;
-  ``models/generator`` and ``models/discriminator`` (``.h5`` and ``.keras``) are written with every
-  checkpoint (``--checkpoint-every`` steps) and at the end, runs resume from checkpoints, and the
-  5x5 sample grids use fixed noise.
+  ``combined`` D would normalise fakes with its moving statistics (a mix of past real and fake
+  batches) while D was trained with batch statistics: G would climb another function than the one
+  D learned (GANs-in-Action#14, "tf.keras DCGAN produces noise"). The default ``frozen_bn="batch"``
+  keeps Keras 2's behaviour and Radford's code: in ``combined`` D's BatchNorm uses the fake batch's
+  statistics with D's frozen gamma and beta and never updates the moving statistics. It is a view
+  of D (:func:`batch_stats_view`: the same layers, only BatchNorm swapped), so the saved D is a
+  plain Keras model. ``frozen_bn="moving"`` is Keras 3's inference mode, for comparison.
+* Each compiled model has its own Adam (Keras 3 refuses a shared one).
+* The fakes for the D step come from one traced G call in training mode (batch statistics, as in
+  the G step and Radford's code), not Keras-GAN's ``predict``; epochs are shuffled passes seeded
+  per epoch instead of random batches with replacement; the 5x5 grids use fixed noise.
 
-:func:`generate_images` and ``python -m keras_gans.dcgan generate`` draw images from a saved G for
-the classifier harness; :class:`DCGAN` also trains on any array (AnoGAN passes MNIST at 32x32x1) and
-on one class only (``class_name``), as the harness trains one generator per class.
+``python -m keras_gans.dcgan generate`` (:mod:`keras_gans.sampling`) writes images from a saved G
+for the classifier harness. :class:`DCGAN` also trains on any array (AnoGAN passes MNIST at
+32x32x1) and on one class (``class_name``), as the harness trains one generator per class.
 """
 
-import argparse
-import logging
+import functools
 import math
 import os
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from data_loaders.images import SkipReport, save_image
+from data_loaders.images import SkipReport
 from data_loaders.isic import CLASSES, load_isic, resolve_isic, unconditional_dataset
-from keras_gans import plotting
-from keras_gans.saving import load_model, save_model
-from keras_gans.training import GANTrainer, add_common_args, runtime_kwargs
+from keras_gans import cli, sampling
+from keras_gans.errors import ConfigError
+from keras_gans.sampling import generate_images  # also dcgan.generate_images for the harness
+from keras_gans.training import GANTrainer
 
-# The report's settings (Radford et al.; Keras-GAN dcgan.py for the loop and batch size).
+# The report's settings (Radford et al.; Keras-GAN dcgan.py for the updates and batch size).
 IMG_SIZE = 64
 LATENT_DIM = 100
 GF = 64  # generator filters at the last stage
@@ -70,18 +64,25 @@ EPOCHS = 25  # the report does not say; about 18k steps on its 23,345 images
 SAMPLE_EPOCHS = 30  # on the built-in sample (320 images): a few minutes on two CPU cores
 SAMPLE_INTERVAL = 50
 GRID = (5, 5)
+FROZEN_BN = ("batch", "moving")
 
 
+# --- blocks -----------------------------------------------------------------------------------------
 def _stages(img_size):
     """The number of stride-2 stages between 4x4 and ``img_size``."""
     n = int(round(math.log2(img_size))) - 2 if img_size > 0 else 0
     if n < 1 or 4 * 2**n != img_size:
-        raise ValueError(f"img_size must be a power of two >= 8 (32, 64, 128), got {img_size}")
+        raise ConfigError(f"img_size must be a power of two >= 8 (32, 64, 128), got {img_size}")
     return n
 
 
 def _init():
-    return keras.initializers.RandomNormal(0.0, 0.02)
+    return keras.initializers.RandomNormal(0.0, 0.02)  # Radford et al. Sec. 4
+
+
+def _strided(layer, filters, name, **kwargs):
+    """A 4x4 stride-2 ``Conv2D`` / ``Conv2DTranspose`` (same padding) with N(0, 0.02) weights."""
+    return layer(filters, KERNEL, 2, "same", kernel_initializer=_init(), name=name, **kwargs)
 
 
 def _bn(name):
@@ -91,35 +92,19 @@ def _bn(name):
 
 def up_block(x, filters, name):
     """Radford's G block: ConvTranspose(4x4, stride 2) -> BatchNorm -> ReLU."""
-    x = layers.Conv2DTranspose(
-        filters,
-        KERNEL,
-        2,
-        "same",
-        use_bias=False,
-        kernel_initializer=_init(),
-        name=f"{name}_deconv",
-    )(x)
-    x = _bn(f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+    x = _strided(layers.Conv2DTranspose, filters, f"{name}_deconv", use_bias=False)(x)
+    return layers.ReLU(name=f"{name}_relu")(_bn(f"{name}_bn")(x))
 
 
 def down_block(x, filters, name, i, batch_norm=True):
     """Radford's D block: Conv(4x4, stride 2) -> [BatchNorm] -> LeakyReLU(0.2), numbered ``i``."""
-    x = layers.Conv2D(
-        filters,
-        KERNEL,
-        2,
-        "same",
-        use_bias=not batch_norm,
-        kernel_initializer=_init(),
-        name=f"{name}_conv{i}",
-    )(x)
+    x = _strided(layers.Conv2D, filters, f"{name}_conv{i}", use_bias=not batch_norm)(x)
     if batch_norm:
         x = _bn(f"{name}_bn{i}")(x)
     return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu{i}")(x)
 
 
+# --- networks ---------------------------------------------------------------------------------------
 def build_generator(
     latent_dim=LATENT_DIM, img_size=IMG_SIZE, channels=3, base_filters=GF, name="generator"
 ):
@@ -138,17 +123,10 @@ def build_generator(
     x = layers.ReLU(name=f"{name}_relu0")(_bn(f"{name}_bn0")(x))
     for i in range(1, n):
         x = up_block(x, filters // 2**i, f"{name}_up{i}")
-    img = layers.Conv2DTranspose(
-        channels,
-        KERNEL,
-        2,
-        "same",
-        activation="tanh",
-        kernel_initializer=_init(),
-        dtype="float32",
-        name=f"{name}_out",
-    )(x)
-    return keras.Model(z, img, name=name)
+    out = _strided(
+        layers.Conv2DTranspose, channels, f"{name}_out", activation="tanh", dtype="float32"
+    )
+    return keras.Model(z, out(x), name=name)
 
 
 def build_discriminator(img_size=IMG_SIZE, channels=3, base_filters=DF, name="discriminator"):
@@ -178,18 +156,10 @@ class BatchStatistics(layers.Layer):
         self.bn = bn
 
     def call(self, inputs, training=None, mask=None):
-        x = ops.cast(inputs, "float32")
-        axis = self.bn.axis % len(x.shape)
+        x, bn = ops.cast(inputs, "float32"), self.bn
+        axis = bn.axis % len(x.shape)
         mean, variance = ops.moments(x, [i for i in range(len(x.shape)) if i != axis])
-        y = ops.batch_normalization(
-            x,
-            mean,
-            variance,
-            axis=axis,
-            offset=self.bn.beta,
-            scale=self.bn.gamma,
-            epsilon=self.bn.epsilon,
-        )
+        y = ops.batch_normalization(x, mean, variance, axis, bn.beta, bn.gamma, bn.epsilon)
         return ops.cast(y, inputs.dtype)
 
 
@@ -201,12 +171,23 @@ def batch_stats_view(discriminator):
     return keras.models.clone_model(discriminator, clone_function=swap)
 
 
+def _as_array(images):
+    """float32 ``(n, s, s, c)``; a ``tf.data.Dataset`` of single images is read at once."""
+    if isinstance(images, tf.data.Dataset):
+        images = list(images.as_numpy_iterator())
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or not len(images) or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"images must be a non-empty (n, s, s, c) array, got {images.shape}")
+    return images
+
+
+# --- the trainer ------------------------------------------------------------------------------------
 class DCGAN(GANTrainer):
     """An unconditional ``train_on_batch`` GAN (Keras-GAN ``DCGAN``); see the module docstring.
 
     Args:
-        images: float32 ``(n, h, w, c)`` in [-1, 1] to train on instead of ISIC (sets ``img_size``
-            and ``channels``).
+        images: ``(n, s, s, c)`` in [-1, 1] (or a ``tf.data.Dataset`` of images, read at once) to
+            train on instead of ISIC; sets ``img_size`` and ``channels``.
         data_dir: an ISIC folder (see :func:`data_loaders.isic.load_isic`); ``None``: ``dataset``.
         class_name: ``"melanoma"`` or ``"nevus"`` to train on one class; ``None``: both.
         img_size, channels, latent_dim: the image and noise shapes.
@@ -216,17 +197,20 @@ class DCGAN(GANTrainer):
         gf, df: generator / discriminator filters (``None``: the model's default).
         learning_rate, beta_1: Adam for D and for ``combined``.
         frozen_bn: ``"batch"`` (Keras 2 behaviour, default) or ``"moving"`` (Keras 3's).
-        **runtime: strategy, mixed_precision, jit, accumulate, checkpoint_every, keep_checkpoints,
-            resume, on_nan, strict, deterministic (see :class:`keras_gans.training.GANTrainer`).
+        **runtime: the run options of :meth:`keras_gans.training.GANTrainer.setup_runtime`.
+
+    ISIC images are read on first use (:attr:`images`), so the models can be built without data.
     """
 
     name = "dcgan"
-    default_img_size = IMG_SIZE
-    default_gf, default_df = GF, DF
-    default_epochs, default_sample_epochs = EPOCHS, SAMPLE_EPOCHS
+    default_epochs = EPOCHS
+    default_batch_size = BATCH_SIZE
+    default_sample_interval = SAMPLE_INTERVAL
+    default_sample_epochs = SAMPLE_EPOCHS
+    default_img_size, default_gf, default_df = IMG_SIZE, GF, DF
     generator_builder = staticmethod(build_generator)
     discriminator_builder = staticmethod(build_discriminator)
-    loss_groups = {"discriminator": ["D_loss", "D_acc"], "generator": ["G_loss"]}
+    loss_groups = {"discriminator": ["D_loss", "D_acc"], "generator": ["G_loss"], "FID": ["fid"]}
 
     def __init__(
         self,
@@ -246,129 +230,103 @@ class DCGAN(GANTrainer):
         frozen_bn="batch",
         **runtime,
     ):
-        if frozen_bn not in ("batch", "moving"):
-            raise ValueError(f"frozen_bn must be 'batch' or 'moving', got {frozen_bn!r}")
+        if frozen_bn not in FROZEN_BN:
+            raise ConfigError(f"--frozen-bn must be 'batch' or 'moving', got {frozen_bn!r}")
         if class_name is not None and class_name not in CLASSES:
-            raise ValueError(f"class_name must be one of {', '.join(CLASSES)}, got {class_name!r}")
+            raise ConfigError(f"--class must be one of {', '.join(CLASSES)}, got {class_name!r}")
         if images is not None:
-            images = np.asarray(images, np.float32)
-            if images.ndim != 4:
-                raise ValueError(f"images must be (n, h, w, c), got shape {images.shape}")
+            images = _as_array(images)
             img_size, channels = images.shape[1], images.shape[3]
+        elif channels not in (1, 3):
+            raise ConfigError(f"--channels must be 1 or 3 for ISIC images, got {channels}")
+        if latent_dim < 1:
+            raise ConfigError(f"--latent-dim must be >= 1, got {latent_dim}")
         self.check_img_size(img_size)
-        self.img_size, self.channels, self.latent_dim = img_size, channels, latent_dim
+        self.img_size, self.channels, self.latent_dim = int(img_size), int(channels), latent_dim
         self.class_name, self.frozen_bn = class_name, frozen_bn
-        self.gf = gf or self.default_gf
-        self.df = df or self.default_df
+        self.dataset, self.data_dir = dataset, data_dir
+        self.gf, self.df = gf or self.default_gf, df or self.default_df
+        self.learning_rate, self.beta_1 = learning_rate, beta_1
         source = (
             "array"
             if images is not None
             else os.path.basename(os.path.normpath(data_dir or dataset))
         )
-        output_dir = output_dir or os.path.join(
-            "output", self.name, source + (f"_{class_name}" if class_name else "")
-        )
-        self.setup_runtime(output_dir, seed=seed, **runtime)
-        self.data_root, self.class_counts = "array", None
-        if images is None:
-            images = self._load_isic(dataset, data_dir)
-        self.images = images
-
-        with self.strategy.scope():
-            self.discriminator = self.discriminator_builder(
-                self.img_size, self.channels, self.df, name="discriminator"
-            )
-            self.discriminator.compile(
-                loss="binary_crossentropy",
-                optimizer=self.make_optimizer(learning_rate, beta_1=beta_1),
-                metrics=["accuracy"],
-                jit_compile=self.jit_compile,
-            )
-            self.generator = self.generator_builder(
-                self.latent_dim, self.img_size, self.channels, self.gf, name="generator"
-            )
-            self.combined = self.build_combined()
-            self.combined.compile(
-                loss="binary_crossentropy",
-                optimizer=self.make_optimizer(learning_rate, beta_1=beta_1),
-                jit_compile=self.jit_compile,
-            )
+        run = os.path.join("output", self.name, source + (f"_{class_name}" if class_name else ""))
+        self.setup_runtime(output_dir or run, seed=seed, **runtime)
+        self._images = images
+        self.data_root = "array" if images is not None else None  # set by the ISIC load
+        self.class_counts = None
+        self.build_models()
         self._fake = tf.function(lambda z: self.generator(z, training=True), reduce_retracing=True)
-        self._sampled_at = None
         self.fixed_z = self.noise(GRID[0] * GRID[1], 1)  # key (1,): the grids; (0, step): training
 
     @staticmethod
     def check_img_size(img_size):
-        """Raise ``ValueError`` early (before any data is read) for a size the builders refuse."""
-        _stages(img_size)
+        """Refuse, before anything is read or built, a size the builders cannot make."""
+        if img_size < 8 or img_size & (img_size - 1):
+            raise ConfigError(f"--img-size must be a power of two >= 8, got {img_size}")
 
-    def _load_isic(self, dataset, data_dir):
-        classes = (self.class_name,) if self.class_name else CLASSES
-        report = SkipReport(skipped=self.skipped_files)
-        data = load_isic(
-            resolve_isic(dataset, data_dir),
-            self.img_size,
-            classes,
-            strict=self.strict,
-            report=report,
+    @property
+    def images(self):
+        """The training images in [-1, 1], ISIC's read (and cached by the loader) on first use."""
+        if self._images is None:
+            classes = (self.class_name,) if self.class_name else CLASSES
+            root, report = resolve_isic(self.dataset, self.data_dir), SkipReport(self.skipped_files)
+            data = load_isic(root, self.img_size, classes, strict=self.strict, report=report)
+            self.data_root, self.class_counts = data.root, data.counts()
+            grey = self.channels == 1
+            self._images = data.images.mean(axis=-1, keepdims=True) if grey else data.images
+        return self._images
+
+    def build(self):
+        opt = lambda: self.make_optimizer(self.learning_rate, beta_1=self.beta_1)
+        self.discriminator = self.discriminator_builder(self.img_size, self.channels, self.df)
+        self.compile(
+            self.discriminator, loss="binary_crossentropy", optimizer=opt(), metrics=["accuracy"]
         )
-        self.data_root = data.root
-        self.class_counts = data.counts()
-        images = data.images
-        if self.channels == 1:
-            images = images.mean(axis=-1, keepdims=True)
-        elif self.channels != 3:
-            raise ValueError(f"channels must be 1 or 3 for ISIC images, got {self.channels}")
-        return images
+        shape = (self.img_size, self.channels)
+        self.generator = self.generator_builder(self.latent_dim, *shape, self.gf)
+        self.combined = self.build_combined()
+        self.compile(
+            self.combined, frozen=(self.discriminator,), loss="binary_crossentropy", optimizer=opt()
+        )
+        return {"generator": self.generator, "discriminator": self.discriminator}
 
     def build_combined(self):
         """z -> G -> frozen D (see "Frozen BatchNorm" in the module docstring) -> validity."""
         z = keras.Input(shape=(self.latent_dim,), name="z")
-        img = self.generator(z)
-        self.set_trainable(self.discriminator, False)
-        critic = (
-            self.discriminator
-            if self.frozen_bn == "moving"
-            else batch_stats_view(self.discriminator)
-        )
-        validity = critic(img)
-        return keras.Model(z, validity, name="combined")
+        critic = self.discriminator
+        if self.frozen_bn == "batch":
+            critic = batch_stats_view(self.discriminator)
+        return keras.Model(z, critic(self.generator(z)), name="combined")
 
-    def checkpoint_objects(self):
-        return {
-            "generator": self.generator,
-            "discriminator": self.discriminator,
-            "opt_discriminator": self.discriminator.optimizer,
-            "opt_combined": self.combined.optimizer,
-        }
+    def config(self):
+        shape = ("img_size", "channels", "latent_dim", "gf", "df")
+        return {"architecture": self.name, **{k: getattr(self, k) for k in shape}}
 
-    def save_checkpoint(self):
-        """A checkpoint plus the ``.h5`` / ``.keras`` models (every N steps and at the end)."""
-        path = super().save_checkpoint()
-        self.save_models()
-        return path
-
-    def build_optimizers(self):
-        self.set_trainable(self.discriminator, True)
-        self.discriminator.optimizer.build(self.discriminator.trainable_variables)
-        self.set_trainable(self.discriminator, False)
-        self.combined.optimizer.build(self.combined.trainable_variables)
-
-    # --- training -------------------------------------------------------------------------------
+    # --- the declaration for GANTrainer.run ---------------------------------------------------------
     def noise(self, n, *key):
         """z ~ N(0, 1), ``(n, latent_dim)``, drawn from ``rng(*key)`` (the same key, the same z)."""
         return self.rng(*key).standard_normal((n, self.latent_dim)).astype(np.float32)
 
-    def train_step(self, imgs, valid, fake):
-        """One step in Keras-GAN's order; returns the logged values."""
+    def steps_per_epoch(self, batch_size):
+        return len(self.images) // batch_size
+
+    def batches(self, batch_size, epoch, skip):
+        data = unconditional_dataset(self.images, batch_size, self.seed, epoch, skip_batches=skip)
+        return data.as_numpy_iterator()
+
+    def train_step(self, imgs):
+        """Keras-GAN's order: D on real, D on fakes, then G through the frozen D."""
+        valid = np.ones((len(imgs), 1), np.float32)
+        fake = np.zeros_like(valid)
         z = self.noise(len(imgs), 0, self.step)
         gen_imgs = self._fake(tf.constant(z)).numpy()
         # D: log D(x) + log(1 - D(G(z))) as two BCE calls (real -> 1, fake -> 0), paper Eq. 1.
-        self.set_trainable(self.discriminator, True)
         d_real = self.update(self.discriminator, imgs, valid)
         d_fake = self.update(self.discriminator, gen_imgs, fake)
-        # G: the non-saturating -log D(G(z)) through the frozen D (target 1).
-        self.set_trainable(self.discriminator, False)
+        # G: the non-saturating -log D(G(z)) (target 1), Goodfellow et al. Sec. 3.
         g = self.update(self.combined, z, valid)
         return {
             "D_loss": 0.5 * (float(d_real["loss"]) + float(d_fake["loss"])),
@@ -376,202 +334,74 @@ class DCGAN(GANTrainer):
             "G_loss": float(g["loss"]),
         }
 
+    def sample_grid(self):
+        """A 5x5 grid from the fixed noise (inference mode), comparable from step to step."""
+        imgs = np.asarray(self.generator(self.fixed_z, training=False))
+        return {"images": imgs, "rows": GRID[0], "cols": GRID[1]}
+
+    def summary_info(self):
+        info = {"dataset": self.data_root, "images": len(self.images)}
+        return info | {k: getattr(self, k) for k in ("class_name", "class_counts", "frozen_bn")}
+
     def evaluate(self):
         """FID and KID of ``len(images)`` (at most 1000) samples against the training images."""
         if not self.eval_extractor:
             return {}
-        n = min(len(self.images), 1000)
-        fakes = generate_images(self.generator, n, seed=self.step, latent_dim=self.latent_dim)
-        return self.fid_kid(self.images, fakes)
-
-    def train(
-        self, epochs=None, batch_size=BATCH_SIZE, sample_interval=SAMPLE_INTERVAL, max_steps=None
-    ):
-        """Keras-GAN's loop over seeded epochs; ``epochs=None``: enough for ``max_steps``."""
-        n_batches = len(self.images) // batch_size
-        if n_batches == 0:
-            raise ValueError(
-                f"batch_size {batch_size} is larger than the {len(self.images)} images"
-            )
-        if epochs is None:
-            epochs = math.ceil(max_steps / n_batches) if max_steps else self.default_epochs
-        self.restore_checkpoint()
-        valid = np.ones((batch_size, 1), np.float32)
-        fake = np.zeros((batch_size, 1), np.float32)
-        total = epochs * n_batches if max_steps is None else min(max_steps, epochs * n_batches)
-        bar = self.progress(total, initial=min(self.step, total), desc=self.name)
-        while self.step < total:
-            batches = unconditional_dataset(
-                self.images, batch_size, self.seed, self.epoch, skip_batches=self.batch_in_epoch
-            )
-            restarted = False
-            for imgs in batches.as_numpy_iterator():
-                logs = self.train_step(imgs, valid, fake)
-                self.step += 1
-                self.batch_in_epoch += 1
-                logs.update(self.maybe_evaluate())
-                if not self.log_step(logs, bar):  # rolled back to the last checkpoint
-                    bar.n = self.step
-                    restarted = True
-                    break
-                bar.update(1)
-                if sample_interval and self.step % sample_interval == 0:
-                    self.sample_images()
-                self.maybe_checkpoint()
-                if self.step >= total:
-                    break
-            if not restarted and self.batch_in_epoch >= n_batches:
-                self.epoch += 1
-                self.batch_in_epoch = 0
-        bar.close()
-        if self.checkpoint_every:
-            self.save_checkpoint()
-        else:
-            self.save_models()
-        if self._sampled_at != self.step:
-            self.sample_images()
-        self.plot_losses()
-        return self.write_summary(
-            dataset=self.data_root,
-            images=len(self.images),
-            class_name=self.class_name,
-            img_size=self.img_size,
-            batch_size=batch_size,
-            class_counts=self.class_counts,
-            frozen_bn=self.frozen_bn,
-        )
-
-    # --- outputs --------------------------------------------------------------------------------
-    def sample_images(self):
-        """A 5x5 grid from the fixed noise: ``images/<epoch>_<batch>.png``."""
-        if not self.is_chief:
-            return None
-        self._sampled_at = self.step
-        imgs = np.asarray(self.generator(self.fixed_z, training=False))
-        path = os.path.join(self.images_dir, f"{self.epoch}_{self.batch_in_epoch}.png")
-        return plotting.save_image_grid(imgs, path, *GRID)
-
-    def save_models(self):
-        """``models/{generator,discriminator}.h5`` and ``.keras``, with trainable set for reuse."""
-        if not self.is_chief:
-            return
-        for model in (self.generator, self.discriminator):
-            was = model.trainable
-            self.set_trainable(model, True)
-            save_model(model, os.path.join(self.models_dir, model.name))
-            self.set_trainable(model, was)
+        fakes = generate_images(self.generator, min(len(self.images), 1000), seed=self.step)
+        scores = self.fid_kid(self.images, fakes)
+        return {k: v for k, v in scores.items() if k in ("fid", "kid")}
 
 
-def generate_images(generator, n, seed=0, latent_dim=None, batch_size=64):
-    """``n`` images in [-1, 1] from a generator (a model or a saved file), z ~ N(0, 1) seeded.
-
-    The noise is drawn at once, so the images do not depend on ``batch_size``.
-    """
-    model = load_model(generator) if isinstance(generator, (str, os.PathLike)) else generator
-    latent_dim = latent_dim or model.input_shape[-1]
-    z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
-    out = [
-        np.asarray(model(z[i : i + batch_size], training=False)) for i in range(0, n, batch_size)
-    ]
-    return np.concatenate(out) if out else np.zeros((0, *model.output_shape[1:]), np.float32)
-
-
-def generate_files(model_path, n, output_dir, seed=0, batch_size=64, prefix=""):
-    """Write ``n`` generated images as ``<prefix><index>.png`` in ``output_dir``; returns paths."""
-    images = generate_images(model_path, n, seed=seed, batch_size=batch_size)
-    os.makedirs(output_dir, exist_ok=True)
-    paths = [os.path.join(output_dir, f"{prefix}{i:05d}.png") for i in range(len(images))]
-    for img, path in zip(images, paths):
-        save_image(img, path)
-    return paths
-
-
-def run_cli(trainer_cls, argv, prog, description):
-    """The ``train`` / ``generate`` command line shared by the unconditional trainers."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv.pop(0) if argv and argv[0] in ("train", "generate") else "train"
-    if command == "generate":
-        parser = argparse.ArgumentParser(
-            prog=f"{prog} generate", description="Write N images from a saved generator as PNGs."
-        )
-        parser.add_argument(
-            "--model", required=True, help="generator file, e.g. models/generator.h5"
-        )
-        parser.add_argument("--n", type=int, default=100, help="number of images (default: 100)")
-        parser.add_argument("--output", required=True, help="folder for the PNG files")
-        parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-        parser.add_argument("--batch-size", type=int, default=64, help="default: 64")
-        parser.add_argument("--prefix", default="", help="file name prefix, e.g. melanoma_")
-        args = parser.parse_args(argv)
-        paths = generate_files(
-            args.model, args.n, args.output, args.seed, args.batch_size, args.prefix
-        )
-        print(f"wrote {len(paths)} image(s) to {args.output}")
-        return paths
-    cls = trainer_cls
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--dataset", default="sample", choices=("sample", "isic"), help="default: sample"
+# --- command line -----------------------------------------------------------------------------------
+def _train_args(parser, trainer_cls):
+    add = parser.add_argument
+    add("--dataset", default="sample", choices=("sample", "isic"), help="ISIC source")
+    add("--data-dir", default=None, help="an ISIC folder (isic-cli, HAM10000 or CSV)")
+    add("--class", dest="class_name", default=None, choices=CLASSES, help="one class only")
+    add("--img-size", type=cli.positive_int, default=trainer_cls.default_img_size, help="pixels")
+    add("--channels", type=int, default=3, choices=(1, 3), help="1: grey")
+    add("--latent-dim", type=cli.positive_int, default=LATENT_DIM, help="z size")
+    add("--gf", type=cli.positive_int, default=trainer_cls.default_gf, help="G filters")
+    add("--df", type=cli.positive_int, default=trainer_cls.default_df, help="D filters")
+    add("--learning-rate", type=cli.positive_float, default=LEARNING_RATE, help="Adam, G and D")
+    add("--beta-1", type=float, default=BETA_1, help="Adam's beta_1, G and D")
+    add("--frozen-bn", default="batch", choices=FROZEN_BN, help="G step: batch (Keras 2) or moving")
+    cli.add_training_args(parser, trainer_cls)
+    epochs = (
+        f"Without --epochs or --max-steps: {trainer_cls.default_sample_epochs} epochs on the "
+        f"built-in sample, {trainer_cls.default_epochs} otherwise."
     )
-    parser.add_argument(
-        "--data-dir", default=None, help="an ISIC folder (isic-cli, HAM10000 or CSV)"
-    )
-    parser.add_argument(
-        "--class", dest="class_name", default=None, choices=CLASSES, help="one class only"
-    )
-    parser.add_argument(
-        "--img-size",
-        type=int,
-        default=cls.default_img_size,
-        help=f"default: {cls.default_img_size}",
-    )
-    parser.add_argument("--channels", type=int, default=3, choices=(1, 3), help="default: 3")
-    parser.add_argument("--latent-dim", type=int, default=LATENT_DIM, help=f"default: {LATENT_DIM}")
-    parser.add_argument(
-        "--gf", type=int, default=cls.default_gf, help=f"G filters (default: {cls.default_gf})"
-    )
-    parser.add_argument(
-        "--df", type=int, default=cls.default_df, help=f"D filters (default: {cls.default_df})"
-    )
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="default: 2e-4")
-    parser.add_argument(
-        "--frozen-bn",
-        default="batch",
-        choices=("batch", "moving"),
-        help="BatchNorm of the frozen D in the G step: batch statistics (Keras 2) or moving",
-    )
-    add_common_args(parser, epochs=None, batch_size=BATCH_SIZE, sample_interval=SAMPLE_INTERVAL)
-    args = parser.parse_args(argv)
+    parser.epilog = "\n".join(filter(None, [epochs, parser.epilog]))  # keep cli's command list
+
+
+_MODEL_OPTIONS = (
+    *("dataset", "data_dir", "class_name", "img_size", "channels", "latent_dim", "gf", "df"),
+    *("learning_rate", "beta_1", "frozen_bn"),
+)
+
+
+def _train(args, trainer_cls):
     on_sample = args.dataset == "sample" and not args.data_dir
-    epochs = args.epochs
-    if epochs is None and args.max_steps is None:
-        epochs = cls.default_sample_epochs if on_sample else cls.default_epochs
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    gan = cls(
-        data_dir=args.data_dir,
-        class_name=args.class_name,
-        img_size=args.img_size,
-        channels=args.channels,
-        latent_dim=args.latent_dim,
-        dataset=args.dataset,
-        gf=args.gf,
-        df=args.df,
-        learning_rate=args.learning_rate,
-        frozen_bn=args.frozen_bn,
-        **runtime_kwargs(args),
-    )
-    summary = gan.train(epochs, args.batch_size, args.sample_interval, args.max_steps)
-    print(f"done: {summary['steps']} steps in {summary['seconds']} s; outputs in {gan.output_dir}")
-    return gan
+    if args.epochs is None and args.max_steps is None and on_sample:
+        args.epochs = trainer_cls.default_sample_epochs
+    options = {name: getattr(args, name) for name in _MODEL_OPTIONS}
+    return cli.train(trainer_cls(**options, **cli.runtime_kwargs(args)), args)
+
+
+def train_command(trainer_cls, description):
+    """The ``train`` command of an unconditional trainer (this DCGAN, :class:`keras_gans.gan.GAN`)."""
+    arguments, run = (functools.partial(f, trainer_cls=trainer_cls) for f in (_train_args, _train))
+    return cli.Command("train", description, arguments, run)
+
+
+COMMANDS = [
+    train_command(DCGAN, "Train the report's DCGAN (ISIC melanoma / nevus, 64x64)."),
+    sampling.GENERATE,
+]
 
 
 def main(argv=None):
-    return run_cli(
-        DCGAN,
-        argv,
-        "python -m keras_gans.dcgan",
-        "Train the report's DCGAN (ISIC melanoma / nevus, 64x64), or generate images from one.",
-    )
+    return cli.main("python -m keras_gans.dcgan", __doc__.partition("\n")[0], COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -15,30 +15,36 @@ did not survive; the model follows Keras-GAN's convolutional GAN (``dcgan/dcgan.
 
 Deviations: Keras-GAN's ``ZeroPadding2D(((0, 1), (0, 1)))`` after D's second convolution only fixed
 MNIST's odd 7x7 map; at 32x32 the maps are 16, 8, 4, 4 and it is left out. Keras default weight
-initialisation, as in Keras-GAN. Everything else, the ``train_on_batch`` loop, the Keras 3 freezing,
-the choice for D's frozen BatchNorm (batch statistics, as Keras 2 did), checkpoints, outputs and the
-``generate`` command, is :class:`keras_gans.dcgan.DCGAN`'s, which this trainer subclasses.
+initialisation, as in Keras-GAN. Everything else is :class:`keras_gans.dcgan.DCGAN`'s, which this
+trainer subclasses: the ``train_on_batch`` updates, the choice for D's frozen BatchNorm (batch
+statistics, as Keras 2 did), the 5x5 grids from fixed noise and the ``train`` / ``generate`` command
+line. The loop, checkpoints, resume and the saved models (``models/generator`` and
+``models/discriminator``) are :meth:`keras_gans.training.GANTrainer.run`'s.
 """
 
 from keras import Input, Model, layers
 
-from keras_gans.dcgan import DCGAN, LATENT_DIM, run_cli
+from keras_gans import cli, sampling
+from keras_gans.dcgan import DCGAN, LATENT_DIM, train_command
+from keras_gans.errors import ConfigError
 
+# Keras-GAN's conv GAN at the report's 32x32 (batch, Adam and z are keras_gans.dcgan's).
 IMG_SIZE = 32
 GF = 64  # Keras-GAN: 128 then 64 generator filters
 DF = 32  # Keras-GAN: 32, 64, 128, 256 discriminator filters
 BN_MOMENTUM = 0.8
 DROPOUT = 0.25
 EPOCHS = 40  # the report does not say; Keras-GAN's gan ran 30k steps of 32, ~40 ISIC epochs
-SAMPLE_EPOCHS = 30
+SAMPLE_EPOCHS = 30  # on the built-in sample (320 images)
 
 
+# --- networks ---------------------------------------------------------------------------------------
 def build_generator(
     latent_dim=LATENT_DIM, img_size=IMG_SIZE, channels=3, base_filters=GF, name="generator"
 ):
     """Keras-GAN's conv G: Dense -> 2 x [UpSampling -> Conv -> BN -> ReLU] -> Conv -> tanh."""
-    if img_size % 4:
-        raise ValueError(f"img_size must be a multiple of 4, got {img_size}")
+    if img_size % 4 or img_size < 4:
+        raise ConfigError(f"img_size must be a multiple of 4, got {img_size}")
     s = img_size // 4
     z = Input(shape=(latent_dim,), name=f"{name}_z")
     x = layers.Dense(2 * base_filters * s * s, activation="relu", name=f"{name}_dense")(z)
@@ -60,8 +66,8 @@ def build_discriminator(img_size=IMG_SIZE, channels=3, base_filters=DF, name="di
     Blocks are named ``{name}_conv{i}``, ``{name}_bn{i}`` (i >= 2), ``{name}_lrelu{i}`` and
     ``{name}_dropout{i}``, i = 1..4.
     """
-    if img_size % 8:
-        raise ValueError(f"img_size must be a multiple of 8, got {img_size}")
+    if img_size % 8 or img_size < 8:
+        raise ConfigError(f"img_size must be a multiple of 8, got {img_size}")
     img = Input(shape=(img_size, img_size, channels), name=f"{name}_input")
     x = img
     for i, (mult, stride) in enumerate(((1, 2), (2, 2), (4, 2), (8, 1)), start=1):
@@ -77,13 +83,14 @@ def build_discriminator(img_size=IMG_SIZE, channels=3, base_filters=DF, name="di
     return Model(img, validity, name=name)
 
 
+# --- the trainer ------------------------------------------------------------------------------------
 class GAN(DCGAN):
     """The report's basic conv GAN at 32x32; arguments as :class:`keras_gans.dcgan.DCGAN`."""
 
     name = "gan"
-    default_img_size = IMG_SIZE
-    default_gf, default_df = GF, DF
-    default_epochs, default_sample_epochs = EPOCHS, SAMPLE_EPOCHS
+    default_epochs = EPOCHS
+    default_sample_epochs = SAMPLE_EPOCHS
+    default_img_size, default_gf, default_df = IMG_SIZE, GF, DF
     generator_builder = staticmethod(build_generator)
     discriminator_builder = staticmethod(build_discriminator)
 
@@ -92,17 +99,20 @@ class GAN(DCGAN):
 
     @staticmethod
     def check_img_size(img_size):
-        if img_size % 8:
-            raise ValueError(f"img_size must be a multiple of 8, got {img_size}")
+        """D's three stride-2 convolutions need a multiple of 8 (G's two upsamplings, of 4)."""
+        if img_size % 8 or img_size < 8:
+            raise ConfigError(f"--img-size must be a multiple of 8, got {img_size}")
+
+
+# --- command line -----------------------------------------------------------------------------------
+COMMANDS = [
+    train_command(GAN, "Train the report's basic conv GAN (ISIC melanoma / nevus, 32x32)."),
+    sampling.GENERATE,
+]
 
 
 def main(argv=None):
-    return run_cli(
-        GAN,
-        argv,
-        "python -m keras_gans.gan",
-        "Train the report's basic conv GAN (ISIC melanoma / nevus, 32x32), or generate images.",
-    )
+    return cli.main("python -m keras_gans.gan", __doc__.partition("\n")[0], COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -9,22 +9,22 @@ The formulas are computed in NumPy / SciPy from activations, so any feature extr
   random subsets (its standard deviation over the subsets is reported too).
 * IS, Inception Score (Salimans et al. 2016, "Improved Techniques for Training GANs"):
   ``exp(E_x KL(p(y|x) || p(y)))``, mean and standard deviation over splits.
-* Translation score (for CycleGAN): a small CNN is trained on real A (label 0) vs real B (label 1)
-  from the dataset itself (so it works offline); the score is the share of translated A images it
-  calls B, and of translated B images it calls A.
+* Translation score (for CycleGAN, :mod:`keras_gans.translation_score`): the share of translated
+  images that a small A-vs-B classifier, trained on the dataset itself, puts in the target domain.
 
 Feature extractors: ``"inception"`` (Keras InceptionV3, pool_3, 299x299, ImageNet weights from
 ``weights=FILE``, the Keras cache, or the Keras download), ``"model.h5:layer_name"`` (any saved
 Keras model and the named layer), or a ``keras.Model`` object. Images are given in [-1, 1].
 
-CLI: ``python -m keras_gans.metrics fid|kid|is|translation --real DIR --fake DIR [...]``.
-Trainers use :class:`GenerativeEvaluator` (``--eval-every``).
+CLI: ``python -m keras_gans.metrics fid|kid|is|translation --real DIR --fake DIR [...]`` prints
+the result as JSON (and writes it with ``--output``); missing Inception weights offline, a missing
+folder or model file are one line ``error: ...`` (exit code 2). Trainers use
+:class:`GenerativeEvaluator` (``--eval-every``).
 """
 
-import argparse
+import functools
 import json
 import os
-import sys
 
 import keras
 import numpy as np
@@ -32,7 +32,14 @@ from scipy.special import softmax, xlogy
 from tqdm import tqdm
 
 from data_loaders.images import list_images, load_folder, load_images
-from keras_gans.errors import KerasGansError
+from keras_gans import cli, reports
+from keras_gans.errors import ConfigError, KerasGansError
+
+# Re-exported: keras_gans.cyclegan imports these two from here.
+from keras_gans.translation_score import (  # noqa: F401
+    train_domain_classifier,
+    translation_score_from_images,
+)
 
 METRICS = ("fid", "kid", "is")
 KID_PRECOMPUTE_MAX = 3000  # up to this many rows per set, KID computes the kernel matrices once
@@ -144,7 +151,7 @@ def inception_model(output="features", weights=None):
     """
     apps, fname, shape = keras.applications, INCEPTION_FILES[output], (299, 299, 3)
     if weights is not None and not os.path.isfile(weights):
-        raise FileNotFoundError(f"InceptionV3 weights file not found: {weights}")
+        raise InceptionWeightsError(f"InceptionV3 weights file not found: {weights}")
     cached = [
         p for p in (os.path.join(d, fname) for d in _keras_cache_models()) if os.path.isfile(p)
     ]
@@ -186,7 +193,7 @@ def _model_from_spec(spec, weights=None):
         return model
     names = [lyr.name for lyr in model.layers]
     if layer not in names:
-        raise ValueError(f"{path} has no layer {layer!r}; its layers are: {', '.join(names)}")
+        raise ConfigError(f"{path} has no layer {layer!r}; its layers are: {', '.join(names)}")
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, model.get_layer(layer).output)
 
@@ -317,172 +324,115 @@ class GenerativeEvaluator:
         return result
 
 
-# ----------------------------------------------------------------------------- translation score
-
-
-def domain_classifier(input_shape, seed=0):
-    """A small CNN: image in [-1, 1] -> P(domain B)."""
-    init = lambda i: keras.initializers.HeNormal(seed=seed + i)
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for i, filters in enumerate((16, 32, 64)):
-        x = keras.layers.Conv2D(
-            filters, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(i)
-        )(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=init(9))(x)
-    model = keras.Model(inputs, outputs, name="domain_classifier")
-    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def _apply_batched(fn, images, batch_size=32):
-    outs = [fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    return np.concatenate([keras.ops.convert_to_numpy(o) for o in outs])
-
-
-def train_domain_classifier(real_A, real_B, epochs=10, seed=0, size=64, holdout=0.2, batch_size=32):
-    """Train :func:`domain_classifier` on real A (0) vs real B (1), resized to ``size``.
-
-    A ``holdout`` share of each domain is kept out of training. Returns ``(is_b, accuracy)``:
-    ``is_b(images)`` -> bool array, and the accuracy on the held-out images (None if too few).
-    """
-    rng = np.random.default_rng(seed)
-    prep = lambda x: _resize(np.asarray(x, dtype=np.float32), (size, size))
-    train, held = [], []
-    for x, label in ((prep(real_A), 0.0), (prep(real_B), 1.0)):
-        idx = rng.permutation(len(x))
-        n_held = int(len(x) * holdout) if len(x) >= 5 else 0
-        held.append(x[idx[:n_held]])
-        train.append((x[idx[n_held:]], np.full(len(x) - n_held, label)))
-    x_train, y_train = (np.concatenate(t) for t in zip(*train))
-    weights = len(y_train) / (2.0 * np.bincount(y_train.astype(int)))  # balance the domains
-    clf, bs = domain_classifier(x_train.shape[1:], seed), min(batch_size, len(x_train))
-    for _ in range(epochs):  # equal-size batches keep one traced train step
-        p = rng.permutation(len(x_train))
-        for i in range(0, len(p) - bs + 1, bs):
-            j = p[i : i + bs]
-            clf.train_on_batch(
-                x_train[j], y_train[j], sample_weight=weights[y_train[j].astype(int)]
-            )
-    is_b = lambda x: _apply_batched(clf, prep(x), 128)[:, 0] > 0.5
-    return is_b, _domain_accuracy(is_b, *held)
-
-
-def _domain_accuracy(is_b, images_A, images_B):
-    hits = [is_b(x) == bool(label) for label, x in enumerate((images_A, images_B)) if len(x)]
-    return float(np.mean(np.concatenate(hits))) if hits else None
-
-
-def translation_score_from_images(
-    real_A, real_B, fake_A=None, fake_B=None, test_A=None, test_B=None, classifier=None, **train_kw
-):
-    """Train the A-vs-B classifier on real images and score already translated images.
-
-    ``fake_B`` are translated A images, ``fake_A`` translated B images. Returns ``a_to_b`` (share of
-    fake_B called B), ``b_to_a`` (share of fake_A called A), their mean ``translation_score``, the
-    classifier's held-out ``classifier_accuracy``, and its ``test_accuracy`` on real ``test_A`` /
-    ``test_B`` when given. ``train_kw`` go to :func:`train_domain_classifier`; or pass its result
-    as ``classifier`` to reuse one classifier across evaluations (as trainers do).
-    """
-    is_b, accuracy = classifier or train_domain_classifier(real_A, real_B, **train_kw)
-    result = {"classifier_accuracy": accuracy}
-    if test_A is not None and test_B is not None:
-        result["test_accuracy"] = _domain_accuracy(is_b, test_A, test_B)
-    if fake_B is not None:
-        result["a_to_b"] = float(np.mean(is_b(fake_B)))
-    if fake_A is not None:
-        result["b_to_a"] = float(np.mean(~is_b(fake_A)))
-    scores = [result[k] for k in ("a_to_b", "b_to_a") if k in result]
-    result["translation_score"] = float(np.mean(scores)) if scores else None
-    return result
-
-
-def translation_score(
-    translate_fn_AB, translate_fn_BA, real_A, real_B, test_A, test_B, epochs=10, seed=0, **train_kw
-):
-    """Domain-classifier score of a translator pair: ``translate_fn_AB`` maps a batch of A images in
-    [-1, 1] to B images (and the reverse); either may be None. See
-    :func:`translation_score_from_images`; ``train_kw`` go to :func:`train_domain_classifier`."""
-    fake_B = _apply_batched(translate_fn_AB, test_A) if translate_fn_AB is not None else None
-    fake_A = _apply_batched(translate_fn_BA, test_B) if translate_fn_BA is not None else None
-    return translation_score_from_images(
-        real_A, real_B, fake_A, fake_B, test_A, test_B, epochs=epochs, seed=seed, **train_kw
-    )
-
-
 # ----------------------------------------------------------------------------- command line
 
 
-def _parser():
-    description = __doc__.partition("\n")[0]
-    parser = argparse.ArgumentParser("python -m keras_gans.metrics", description=description)
-    sub = parser.add_subparsers(dest="metric", required=True)
-    for name in METRICS:
-        p = sub.add_parser(name, help=f"{name.upper()} of the images in --fake")
-        if name != "is":
-            p.add_argument("--real", required=True, help="folder of real images")
-        p.add_argument("--fake", required=True, help="folder of generated images")
-        p.add_argument("--extractor", default="inception", help="inception | model.h5:layer")
-        p.add_argument("--weights", help="InceptionV3 ImageNet weights .h5 (with top for IS)")
-        p.add_argument("--size", type=int, help="load size for models with free input size")
-        p.add_argument("--max-images", type=int, default=0, help="random subset (0 = all)")
-        p.add_argument("--batch-size", type=int, default=50)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--output", help="write the JSON result here")
-        if name == "kid":
-            p.add_argument("--num-subsets", type=int, default=100)
-            p.add_argument("--subset-size", type=int, default=1000)
-        if name == "is":
-            p.add_argument("--splits", type=int, default=10)
-    p = sub.add_parser("translation", help="domain-classifier score of translated images")
-    for flag in ("--real-a", "--real-b"):
-        p.add_argument(flag, required=True, help="folder of real images of that domain")
-    p.add_argument("--fake-a", help="folder of translated B images (B->A)")
-    p.add_argument("--fake-b", help="folder of translated A images (A->B)")
-    p.add_argument("--size", type=int, default=64, help="classifier image size")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", help="write the JSON result here")
-    return parser
+def _image_args(parser, real=True, extra=()):
+    """The options of ``fid``, ``kid`` and ``is``; ``extra``: ``(flag, type, default, help)``."""
+    add = parser.add_argument
+    if real:
+        add("--real", required=True, help="folder of real images")
+    add("--fake", required=True, help="folder of generated images")
+    add("--extractor", default="inception", help="inception | MODEL.h5:LAYER | MODEL.h5")
+    add("--weights", default=None, help="InceptionV3 ImageNet weights .h5 (with top for IS)")
+    add("--size", type=cli.positive_int, default=None, help="load size for a free-size model")
+    add("--max-images", type=cli.non_negative_int, default=0, help="random subset (0 = all)")
+    add("--batch-size", type=cli.positive_int, default=50, help="images per forward pass")
+    add("--seed", type=int, default=0, help="seeds the subsets")
+    add("--output", default=None, help="also write the JSON result to this file")
+    for flag, kind, default, text in extra:
+        add(flag, type=kind, default=default, help=text)
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
-    result = {"metric": args.metric}
-    if args.metric == "translation":
-        dirs = {k: getattr(args, k) for k in ("real_a", "real_b", "fake_a", "fake_b")}
-        images = [load_folder(d, args.size) if d else None for d in dirs.values()]
-        kw = dict(epochs=args.epochs, seed=args.seed, size=args.size)
-        score = translation_score_from_images(*images, **kw)
-        result.update(dirs, size=args.size, **score)
-    else:
-        output = "probs" if args.metric == "is" else "features"
-        extractor = FeatureExtractor(
-            args.extractor, args.weights, output, args.batch_size, args.size, progress=True
-        )
-        fake = _subsample(list_images(args.fake), args.max_images, args.seed + 1)
-        result.update(extractor=args.extractor, fake=args.fake, n_fake=len(fake))
-        if args.metric == "is":
-            result["is"], result["is_std"] = inception_score(extractor(fake), args.splits)
-        else:
-            real = _subsample(list_images(args.real), args.max_images, args.seed)
-            result.update(real=args.real, n_real=len(real))
-            real_f, fake_f = extractor(real), extractor(fake)
-            if args.metric == "fid":
-                result["fid"] = fid_from_features(real_f, fake_f)
-            else:
-                result["kid"], result["kid_std"] = kid_from_features(
-                    real_f, fake_f, args.num_subsets, args.subset_size, args.seed
-                )
-    text = json.dumps(result, indent=2)
+def _translation_args(parser):
+    add = parser.add_argument
+    add("--real-a", required=True, help="folder of real domain-A images")
+    add("--real-b", required=True, help="folder of real domain-B images")
+    add("--fake-a", default=None, help="folder of translated B images (B->A)")
+    add("--fake-b", default=None, help="folder of translated A images (A->B)")
+    add("--size", type=cli.positive_int, default=64, help="classifier image size")
+    add("--epochs", type=cli.positive_int, default=10, help="classifier training epochs")
+    add("--seed", type=int, default=0, help="seeds the classifier and its held-out split")
+    add("--output", default=None, help="also write the JSON result to this file")
+
+
+def _report(args, result):
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
-    print(text)
+        reports.write_json(args.output, result)
+    print(json.dumps(result, indent=2))
     return result
 
 
+def _image_metric(args):
+    """``fid``, ``kid``, ``is`` on folders: the folders are listed before the network is loaded."""
+    is_score = args.command == "is"
+    fake = _subsample(list_images(args.fake), args.max_images, args.seed + 1)
+    real = None if is_score else _subsample(list_images(args.real), args.max_images, args.seed)
+    extractor = FeatureExtractor(
+        args.extractor,
+        args.weights,
+        "probs" if is_score else "features",
+        args.batch_size,
+        args.size,
+        progress=True,
+    )
+    result = {"metric": args.command, "extractor": args.extractor, "fake": args.fake}
+    result["n_fake"] = len(fake)
+    if is_score:
+        result["is"], result["is_std"] = inception_score(extractor(fake), args.splits)
+        return _report(args, result)
+    result.update(real=args.real, n_real=len(real))
+    real_f, fake_f = extractor(real), extractor(fake)
+    if args.command == "fid":
+        result["fid"] = fid_from_features(real_f, fake_f)
+    else:
+        result["kid"], result["kid_std"] = kid_from_features(
+            real_f, fake_f, args.num_subsets, args.subset_size, args.seed
+        )
+    return _report(args, result)
+
+
+def _translation(args):
+    dirs = {k: getattr(args, k) for k in ("real_a", "real_b", "fake_a", "fake_b")}
+    images = [load_folder(d, args.size) if d else None for d in dirs.values()]
+    score = translation_score_from_images(
+        *images, epochs=args.epochs, seed=args.seed, size=args.size
+    )
+    return _report(args, {"metric": "translation", **dirs, "size": args.size, **score})
+
+
+_KID = (
+    ("--num-subsets", cli.positive_int, 100, "random subsets averaged"),
+    ("--subset-size", cli.positive_int, 1000, "images per subset (at most the set size)"),
+)
+_IS = (("--splits", cli.positive_int, 10, "splits of the images; mean and std over them"),)
+COMMANDS = [
+    cli.Command("fid", "FID of --fake against --real.", _image_args, _image_metric),
+    cli.Command(
+        "kid",
+        "KID of --fake against --real.",
+        functools.partial(_image_args, extra=_KID),
+        _image_metric,
+    ),
+    cli.Command(
+        "is",
+        "Inception Score of --fake.",
+        functools.partial(_image_args, real=False, extra=_IS),
+        _image_metric,
+    ),
+    cli.Command(
+        "translation",
+        "Domain-classifier score of translated images.",
+        _translation_args,
+        _translation,
+    ),
+]
+
+
+def main(argv=None):
+    """``python -m keras_gans.metrics fid|kid|is|translation [options]``; returns the result."""
+    return cli.main("python -m keras_gans.metrics", __doc__.partition("\n")[0], COMMANDS, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    main()

@@ -70,3 +70,37 @@ def jsonable(data):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+class LossLog:
+    """``losses.csv``: one row per step; columns grow as new values (e.g. FID) appear."""
+
+    def __init__(self, path):
+        self.path = path
+        self.columns = []
+        if os.path.exists(path):
+            with open(path, newline="") as f:
+                self.columns = next(csv.reader(f), [])
+
+    def rows(self):
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def truncate_after(self, step):
+        """Drop rows past ``step`` (written after the checkpoint a run resumes from)."""
+        if os.path.exists(self.path):
+            kept = [r for r in self.rows() if int(float(r["step"])) <= step]
+            write_csv(self.path, kept, self.columns)
+
+    def append(self, row):
+        new = [k for k in row if k not in self.columns]
+        if new or not os.path.exists(self.path):
+            rows = self.rows()
+            self.columns += new
+            write_csv(self.path, rows, self.columns)
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.columns, restval="").writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )

@@ -25,11 +25,10 @@ Randomness is keyed by ``(seed, epoch)`` for the data order and ``(seed, step)``
 resumed run draws exactly what the uninterrupted run would have drawn without saving any RNG state.
 """
 
-import csv
 import logging
 import math
 import os
-import tempfile
+import shutil
 import time
 
 import keras
@@ -38,51 +37,17 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from keras_gans import distribute, plotting, reports
-from keras_gans.errors import CheckpointError, ConfigError, DivergenceError
+from keras_gans.checkpoints import Checkpointing
+from keras_gans.errors import ConfigError, DivergenceError
+from keras_gans.reports import LossLog
 from keras_gans.saving import save_model
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GANTrainer", "LossLog", "DivergenceError"]
 
-_TRAINING_ERRORS = (tf.errors.OpError, ValueError, AssertionError, OSError)
 
-
-class LossLog:
-    """``losses.csv``: one row per step; columns grow as new values (e.g. FID) appear."""
-
-    def __init__(self, path):
-        self.path = path
-        self.columns = []
-        if os.path.exists(path):
-            with open(path, newline="") as f:
-                self.columns = next(csv.reader(f), [])
-
-    def rows(self):
-        if not os.path.exists(self.path):
-            return []
-        with open(self.path, newline="") as f:
-            return list(csv.DictReader(f))
-
-    def truncate_after(self, step):
-        """Drop rows past ``step`` (written after the checkpoint a run resumes from)."""
-        if os.path.exists(self.path):
-            kept = [r for r in self.rows() if int(float(r["step"])) <= step]
-            reports.write_csv(self.path, kept, self.columns)
-
-    def append(self, row):
-        new = [k for k in row if k not in self.columns]
-        if new or not os.path.exists(self.path):
-            rows = self.rows()
-            self.columns += new
-            reports.write_csv(self.path, rows, self.columns)
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.columns, restval="").writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
-
-
-class GANTrainer:
+class GANTrainer(Checkpointing):
     """Base class of the keras_gans trainers; see the module docstring.
 
     Subclasses set the class attributes below, call :meth:`setup_runtime` and then
@@ -341,6 +306,23 @@ class GANTrainer:
         self.plot_losses()
         return self.write_summary()
 
+    # --- evaluation ---------------------------------------------------------------------------------
+    def maybe_evaluate(self):
+        """:meth:`evaluate` every ``eval_every`` steps on the chief; its values join losses.csv."""
+        if not (self.eval_every and self.is_chief and self.step % self.eval_every == 0):
+            return {}
+        return {k: float(v) for k, v in self.evaluate().items() if v is not None}
+
+    def fid_kid(self, real_images, fake_images):
+        """FID and KID of ``fake_images`` against ``real_images`` (features computed once)."""
+        if not self.eval_extractor:
+            return {}
+        from keras_gans.metrics import GenerativeEvaluator
+
+        if self._evaluator is None:
+            self._evaluator = GenerativeEvaluator(real_images, extractor=self.eval_extractor)
+        return self._evaluator(fake_images)
+
     # --- outputs ------------------------------------------------------------------------------------
     def sample_images(self):
         """Save :meth:`sample_grid` as ``images/<step>.png`` (six digits); returns the path."""
@@ -396,143 +378,7 @@ class GANTrainer:
             reports.write_json(os.path.join(self.output_dir, "summary.json"), summary)
         return summary
 
-    # --- checkpoints --------------------------------------------------------------------------------
-    def checkpoint_objects(self):
-        """``{name: trackable}``: the declared models and the optimizer of every compiled model."""
-        objects = dict(self.models)
-        objects.update({f"opt_{name}": m.optimizer for name, (m, _) in self.compiled.items()})
-        objects.update(self.checkpoint_extras())
-        return objects
 
-    def _checkpoint(self):
-        if self._manager is None:
-            self._counters = tf.Variable([0, 0, 0], dtype=tf.int64, trainable=False)
-            ckpt = tf.train.Checkpoint(counters=self._counters, **self.checkpoint_objects())
-            directory = self.checkpoint_dir
-            if not self.is_chief:  # MultiWorkerMirroredStrategy: every worker saves, one keeps it
-                directory = tempfile.mkdtemp(prefix="keras_gans_worker_ckpt_")
-            self._manager = tf.train.CheckpointManager(
-                ckpt, directory, max_to_keep=max(1, self.keep_checkpoints)
-            )
-        return self._manager
-
-    def _saved_step(self):
-        return None if self._saved_checkpoint is None else self._saved_checkpoint[1]
-
-    def save_checkpoint(self):
-        """A checkpoint of every model, optimizer and counter, then the models for reuse."""
-        manager = self._checkpoint()
-        self._counters.assign([self.step, self.epoch, self.batch_in_epoch])
-        path = manager.save(checkpoint_number=self.step)
-        self._saved_checkpoint = (path, self.step)
-        if self.is_chief:
-            state = {
-                "step": self.step,
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "config": self.config(),
-            }
-            reports.write_json(os.path.join(self.checkpoint_dir, "state.json"), state)
-        self.save_models()
-        return path
-
-    def _check_config(self):
-        """Refuse a checkpoint folder written with other hyper-parameters, naming them."""
-        path = os.path.join(self.checkpoint_dir, "state.json")
-        if not os.path.exists(path):
-            return
-        saved = reports.read_json(path).get("config") or {}
-        ours = reports.jsonable(self.config())
-        differ = {k: (saved.get(k), ours.get(k)) for k in set(saved) | set(ours)}
-        differ = {k: v for k, v in differ.items() if v[0] != v[1]}
-        if differ:
-            what = ", ".join(
-                f"{k}: {a!r} there, {b!r} here" for k, (a, b) in sorted(differ.items())
-            )
-            raise CheckpointError(
-                f"the checkpoint in {self.checkpoint_dir} was written with other hyper-parameters "
-                f"({what}); use another --output-dir, the same options, or --no-resume"
-            )
-
-    def restore_checkpoint(self, path=None):
-        """Restore ``path`` or the newest readable checkpoint; True if one was restored.
-
-        An unreadable newest checkpoint (say, truncated by a full disk) is reported and the next
-        older one is used, so one damaged file does not cost the run.
-        """
-        manager = self._checkpoint()
-        if path is None:
-            # Every worker reads the chief's checkpoints (a shared folder in a multi-machine run).
-            state = tf.train.get_checkpoint_state(self.checkpoint_dir)
-            paths = list(state.all_model_checkpoint_paths) if state else []
-            if not paths:
-                return False
-            self._check_config()
-        else:
-            paths = [path]
-        errors = []
-        for candidate in reversed(paths):
-            try:
-                manager.checkpoint.restore(candidate).assert_existing_objects_matched()
-            except _TRAINING_ERRORS as err:
-                log.warning(
-                    "checkpoint %s cannot be read (%s); trying an older one", candidate, err
-                )
-                errors.append(f"{candidate}: {type(err).__name__}")
-                continue
-            self.step, self.epoch, self.batch_in_epoch = (int(v) for v in self._counters.numpy())
-            self._saved_checkpoint = (candidate, self.step)
-            self.loss_log.truncate_after(self.step)
-            log.info("resumed from %s at step %d (epoch %d)", candidate, self.step, self.epoch)
-            return True
-        raise CheckpointError(
-            f"no checkpoint in {self.checkpoint_dir} can be read ({'; '.join(errors)}); "
-            "move the folder away or start afresh with --no-resume"
-        )
-
-    # --- NaN guard and evaluation -------------------------------------------------------------------
-    def log_step(self, values, bar=None):
-        """Check ``values`` are finite, write them to ``losses.csv`` and the progress bar."""
-        bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
-        if bad:
-            self._diverged(bad)
-            return False
-        if self.is_chief:
-            self.loss_log.append({"step": self.step, "epoch": self.epoch, **values})
-        if bar is not None:
-            bar.set_postfix({k: f"{float(v):.3g}" for k, v in values.items()}, refresh=False)
-        return True
-
-    def _diverged(self, bad):
-        what = ", ".join(f"{k}={v}" for k, v in bad.items())
-        latest = self._saved_checkpoint[0] if self._saved_checkpoint else None
-        if self.on_nan == "rollback" and latest:
-            failed_at = self.step
-            self.restore_checkpoint(latest)
-            for opt in self.optimizers():
-                opt.learning_rate.assign(opt.learning_rate * 0.5)
-            log.warning(
-                "%s at step %d: rolled back to %s, learning rates halved", what, failed_at, latest
-            )
-            return
-        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
-        raise DivergenceError(
-            f"training diverged at step {self.step}: {what}. Stopped; {kept}. Lower the learning "
-            "rate, or pass --on-nan rollback to roll back automatically."
-        )
-
-    def maybe_evaluate(self):
-        """:meth:`evaluate` every ``eval_every`` steps on the chief; its values join losses.csv."""
-        if not (self.eval_every and self.is_chief and self.step % self.eval_every == 0):
-            return {}
-        return {k: float(v) for k, v in self.evaluate().items() if v is not None}
-
-    def fid_kid(self, real_images, fake_images):
-        """FID and KID of ``fake_images`` against ``real_images`` (features computed once)."""
-        if not self.eval_extractor:
-            return {}
-        from keras_gans.metrics import GenerativeEvaluator
-
-        if self._evaluator is None:
-            self._evaluator = GenerativeEvaluator(real_images, extractor=self.eval_extractor)
-        return self._evaluator(fake_images)
+def clean_dir(path):
+    """Remove ``path`` if it exists (notebooks that want a fresh run in the same folder)."""
+    shutil.rmtree(path, ignore_errors=True)

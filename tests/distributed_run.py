@@ -54,8 +54,7 @@ def mirrored(data, out):
             for src, dst in zip(runs["default"]["init"], weights_models(gan)):
                 dst.assign(src)
         init = [np.array(w.numpy()) for w in weights_models(gan)]
-        valid = np.ones((2, 2, 2, 1), np.float32)
-        logs = [gan.train_step(a, b, valid, 0 * valid) for a, b in batches(gan)]
+        logs = [gan.train_step((a, b)) for a, b in batches(gan)]
         runs[name] = {
             "init": init,
             "logs": logs,

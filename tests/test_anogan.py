@@ -1,4 +1,5 @@
-"""AnoGAN: the latent search (only z moves, scores fall, images independent), evaluation, CLI."""
+"""AnoGAN: the latent search (only z moves, scores fall, images independent), the evaluation
+(keras_gans.experiments.anogan_eval), and the CLI (train, score, one-line errors)."""
 
 import csv
 import json
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_gans import anogan
+from keras_gans import anogan, reports
 from keras_gans.anogan import AnoGAN
 from keras_gans.dcgan import build_discriminator, build_generator
+from keras_gans.experiments import anogan_eval
+from keras_gans.saving import save_model
 from tests.helpers import assert_weights_unchanged, snapshot
 
 LATENT = 8
@@ -87,27 +90,27 @@ def test_feature_layer_by_name_and_bad_inputs(pair):
 def test_threshold_and_metrics():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     scores = np.array([1.0, 2.0, 3.0, 6.0, 4.0, 5.0, 7.0, 8.0])
-    assert anogan.choose_threshold(labels, scores, "f1") == 4.0  # F1 8/9 at >= 4
-    assert anogan.choose_threshold(labels, scores, "youden") == 4.0  # J = 1 - 0.25
-    report = anogan.evaluate(labels, scores, labels, scores)
+    assert anogan_eval.choose_threshold(labels, scores, "f1") == 4.0  # F1 8/9 at >= 4
+    assert anogan_eval.choose_threshold(labels, scores, "youden") == 4.0  # J = 1 - 0.25
+    report = anogan_eval.evaluate(labels, scores, labels, scores)
     assert report["auroc_test"] == pytest.approx(14 / 16)
     t = report["test_at_threshold"]
     assert (t["tp"], t["fp"], t["fn"], t["tn"]) == (4, 1, 0, 3)
     assert t["precision"] == pytest.approx(0.8) and t["recall"] == 1.0
-    with pytest.raises(ValueError, match="rule"):
-        anogan.choose_threshold(labels, scores, "best")
+    with pytest.raises(ValueError, match="rule"):  # a ConfigError, which is a ValueError
+        anogan_eval.choose_threshold(labels, scores, "best")
 
 
 def test_evaluation_splits_are_balanced_disjoint_and_seeded():
     y = np.repeat(np.arange(10), 30)
     x = np.arange(len(y), dtype=np.float32).reshape(-1, 1, 1, 1)
-    splits = anogan.evaluation_splits(x, y, normal=3, per_class=20, seed=0)
+    splits = anogan_eval.evaluation_splits(x, y, normal=3, per_class=20, seed=0)
     val_x, val_labels, val_classes = splits["validation"]
     test_x, test_labels, _ = splits["test"]
     assert (val_labels == 0).sum() == (val_labels == 1).sum() == 10 == (test_labels == 1).sum()
     assert np.array_equal(val_labels, (val_classes != 3).astype(int))
     assert not set(val_x.ravel()) & set(test_x.ravel())
-    again = anogan.evaluation_splits(x, y, normal=3, per_class=20, seed=0)
+    again = anogan_eval.evaluation_splits(x, y, normal=3, per_class=20, seed=0)
     np.testing.assert_array_equal(again["test"][0], test_x)
 
 
@@ -123,6 +126,71 @@ def _toy_folder(root, n_normal=300, n_anomalous=40):
             img = 255 - img if name == "anomalous" else img
             Image.fromarray(img).save(os.path.join(root, name, f"{i:03d}.png"))
     return str(root)
+
+
+@pytest.fixture
+def saved_pair(pair, tmp_path):
+    g, d = pair
+    folder = tmp_path / "models"
+    save_model(g, folder / "generator", formats=("keras",))
+    save_model(d, folder / "discriminator", formats=("keras",))
+    return str(folder)
+
+
+def test_cli_scores_a_folder_with_a_saved_pair(saved_pair, tmp_path, capsys):
+    images = tmp_path / "unlabelled"
+    images.mkdir()
+    for i in range(3):  # 20x20 RGB files, loaded at the generator's 16x16x1
+        pixels = np.random.default_rng(i).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{i}.png")
+    out = tmp_path / "out"
+    argv = ["score", "--model", saved_pair, "--input", str(images), "--iterations", "2"]
+    result = anogan.main(argv + ["--threshold", "0", "--output-dir", str(out), "--seed", "1"])
+    assert sorted(os.listdir(out)) == ["maps.png", "report.json", "scores.csv"]  # no temp files
+    with open(out / "scores.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == ["0.png", "1.png", "2.png"]
+    assert [float(r["anomaly_score"]) for r in rows] == pytest.approx(result["anomaly_score"], 1e-5)
+    assert {r["predicted"] for r in rows} == {"anomalous"}  # every score >= threshold 0
+    report = reports.read_json(out / "report.json")
+    assert report["images"] == 3 and report["iterations"] == 2
+    assert report["feature_layer"] == "discriminator_lrelu2"
+    assert capsys.readouterr().err.count("error:") == 0
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--model", "{tmp}/nowhere/generator.keras"], "no discriminator.keras or .h5 in"),
+        (["--model", "{models}", "--lambda", "1.5"], "--lambda (lambda_) must lie in [0, 1]"),
+        (["--model", "{models}", "--feature-layer", "nope"], "has no layer 'nope'"),
+    ],
+    ids=["no-model", "lambda", "feature-layer"],
+)
+def test_cli_known_failures_are_one_error_line_and_exit_2(
+    saved_pair, tmp_path, capsys, args, expected
+):
+    argv = ["score", *[a.format(tmp=tmp_path, models=saved_pair) for a in args]]
+    with pytest.raises(SystemExit) as exit_:
+        anogan.main(argv + ["--output-dir", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_cli_train_uses_the_dcgan_trainer_with_tkwoos_defaults(tmp_path):
+    """``train --no-score``: the core's loop on the normal digits only; batch 64 (tkwoo)."""
+    out = tmp_path / "run"
+    anogan.main(
+        ["train", "--no-score", "--img-size", "16", "--gf", "4", "--df", "4", "--latent-dim", "8"]
+        + ["--max-steps", "2", "--checkpoint-every", "0", "--output-dir", str(out), "--seed", "0"]
+    )
+    summary = reports.read_json(out / "summary.json")
+    assert summary["steps"] == 2 and summary["batch_size"] == anogan.BATCH_SIZE == 64
+    assert summary["config"]["img_size"] == 16 and summary["config"]["channels"] == 1
+    assert os.path.getsize(out / "models" / "generator.h5") > 0
+    assert not os.path.exists(out / "report.json")  # --no-score: no search
 
 
 @pytest.mark.slow
@@ -179,6 +247,6 @@ def test_help_documents_the_paper_defaults(command, capsys):
     text = " ".join(capsys.readouterr().out.split())
     for option in ("--normal-class", "--iterations", "--lambda", "--data-dir", "--output-dir"):
         assert option in text
-    assert "Gamma (default: 500)" in text and "default: 0.1" in text
+    assert "Gamma (default: 500)" in text and "L_D, in [0, 1] (default: 0.1)" in text
     assert ("--strategy" in text) == (command == "train")
     assert ("--model" in text) == (command == "score")

@@ -1,6 +1,7 @@
 """CycleGAN: the report's architecture, Keras 3 training correctness, artifacts, reuse, CLI."""
 
 import csv
+import json
 import os
 
 import keras
@@ -8,16 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data_loaders.download import DownloadError
 from data_loaders.images import load_folder
 from data_loaders.sample import make_fruit_sample
-from keras_gans import cyclegan, load_model
+from keras_gans import cyclegan
 from keras_gans.cyclegan import CycleGAN
-from tests.helpers import (
-    assert_save_reload,
-    assert_weights_changed,
-    assert_weights_unchanged,
-    snapshot,
-)
+from keras_gans.errors import ConfigError
+from keras_gans.saving import ModelFileError
+from tests.helpers import assert_weights_unchanged, snapshot
 
 SIZE = 32
 
@@ -47,8 +46,9 @@ def _batch(seed=0, n=2):
     return rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
 
 
-def test_report_architecture_at_128():
-    gan = CycleGAN(output_dir="unused", checkpoint_every=0)
+def test_report_architecture_at_128_is_built_without_data(tmp_path):
+    # A Berkeley name that is not cached: building must not read (or download) anything.
+    gan = CycleGAN(dataset_name="apple2orange", output_dir=str(tmp_path), checkpoint_every=0)
     # Keras-GAN's U-Net (gf=32) and PatchGAN (df=64) with contrib instance norm.
     assert gan.g_AB.count_params() == 1_545_425
     assert gan.d_A.count_params() == 2_764_743
@@ -65,56 +65,28 @@ def test_report_architecture_at_128():
     ]
     norm = gan.g_AB.get_layer("g_AB_d2_norm")
     assert norm.axis is None and norm.gamma.shape == (1,)  # keras-contrib: one scalar gamma
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(DownloadError, match="apple2orange"):
+        gan.data_loader  # noqa: B018 - reading the data is what fails offline
 
 
-def test_norm_instance_is_per_channel(fruit, tmp_path):
+def test_norm_instance_is_per_channel(tmp_path):
     gan = CycleGAN(
-        data_dir=fruit,
-        img_rows=SIZE,
-        img_cols=SIZE,
-        gf=4,
-        df=4,
-        norm="instance",
-        output_dir=str(tmp_path),
-        checkpoint_every=0,
+        img_rows=SIZE, img_cols=SIZE, gf=4, df=4, norm="instance", output_dir=str(tmp_path)
     )
     norm = gan.g_AB.get_layer("g_AB_d2_norm")
     assert norm.axis == -1 and norm.gamma.shape == (8,) and norm.epsilon_mode == "variance"
     with pytest.raises(ValueError, match="norm"):
-        CycleGAN(
-            data_dir=fruit, img_rows=SIZE, img_cols=SIZE, norm="batch", output_dir=str(tmp_path)
-        )
+        CycleGAN(img_rows=SIZE, img_cols=SIZE, norm="batch", output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        CycleGAN(img_rows=40, img_cols=40, output_dir=str(tmp_path))
 
 
-def test_no_optimizer_is_shared(gan):
+def test_no_optimizer_is_shared_and_d_is_frozen_only_in_combined(gan):
     optimizers = [gan.d_A.optimizer, gan.d_B.optimizer, gan.combined.optimizer]
     assert len({id(o) for o in optimizers}) == 3
-
-
-def test_d_step_changes_that_discriminator_only(gan):
-    models = [gan.g_AB, gan.g_BA, gan.d_A, gan.d_B]
-    before = snapshot(*models)
-    valid = np.ones((2,) + gan.disc_patch, "float32")
-    gan._d_step(gan.d_A, _batch(1), _batch(2), valid, 0 * valid)
-    assert_weights_changed(before, [gan.d_A])
-    assert_weights_unchanged(before, [gan.g_AB, gan.g_BA, gan.d_B])
-
-
-def test_combined_step_changes_both_generators_and_no_discriminator(gan):
-    models = [gan.g_AB, gan.g_BA, gan.d_A, gan.d_B]
-    a, b = _batch(3), _batch(4)
-    valid = np.ones((2,) + gan.disc_patch, "float32")
-    gan.train_step(a, b, valid, 0 * valid)  # traces every train function in the report's order
-    before = snapshot(*models)
-    gan.set_trainable(gan.d_A, False)
-    gan.set_trainable(gan.d_B, False)
-    gan.train_on_batch(gan.combined, [a, b], [valid, valid, a, b, a, b])
-    assert_weights_changed(before, [gan.g_AB, gan.g_BA])
-    assert_weights_unchanged(before, [gan.d_A, gan.d_B])
-    # And the full step still trains the discriminators after the combined model was traced.
-    before = snapshot(*models)
-    gan.train_step(a, b, valid, 0 * valid)
-    assert_weights_changed(before, models)
+    assert gan.compiled["combined"][1] == (gan.d_A, gan.d_B)
+    assert gan.compiled["d_A"][1] == () and gan.compiled["d_B"][1] == ()
 
 
 def test_keras_gan_order_without_flips_leaves_d_untrained():
@@ -130,42 +102,13 @@ def test_keras_gan_order_without_flips_leaves_d_untrained():
     assert_weights_unchanged(before, [d])
 
 
-def test_train_writes_models_images_and_both_identity_losses(fruit, tmp_path):
-    gan = CycleGAN(
-        data_dir=fruit,
-        img_rows=SIZE,
-        img_cols=SIZE,
-        gf=4,
-        df=4,
-        output_dir=str(tmp_path),
-        seed=0,
-        checkpoint_every=2,
-    )
-    summary = gan.train(epochs=1, batch_size=2, sample_interval=2)
-    assert summary["steps"] == 3 and summary["epochs"] == 1
-    for name in ("g_AB", "g_BA", "d_A", "d_B"):
-        for ext in ("h5", "keras"):
-            assert os.path.getsize(tmp_path / "models" / f"{name}.{ext}") > 0
-    assert (tmp_path / "images" / "0_0.png").exists() and (tmp_path / "images" / "0_2.png").exists()
-    assert (tmp_path / "losses.png").stat().st_size > 0
-    with open(tmp_path / "losses.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3]
-    assert {"D_loss", "D_acc", "G_loss", "adv", "recon", "id"} <= set(rows[0])
-    reloaded = load_model(str(tmp_path / "models" / "g_AB.h5"))
-    np.testing.assert_allclose(reloaded(_batch(7)), gan.g_AB(_batch(7)), atol=1e-5)
-    assert reloaded.trainable and load_model(str(tmp_path / "models" / "d_A.keras")).trainable
-    g = gan.combined.train_on_batch(
-        [_batch(5), _batch(6)],
-        [np.ones((2, 2, 2, 1))] * 2 + [_batch(5), _batch(6)] * 2,
-        return_dict=True,
-    )
-    assert {"img_A_id_loss", "img_B_id_loss"} <= set(g)
-
-
-def test_generator_and_discriminator_round_trip(gan, tmp_path):
-    assert_save_reload(gan.g_AB, tmp_path, _batch(8))
-    assert_save_reload(gan.d_B, tmp_path, _batch(9))
+def test_the_step_logs_both_identity_terms_and_the_report_losses(gan):
+    valid = np.ones((2,) + gan.disc_patch, "float32")
+    logs = gan.report_step(_batch(5), _batch(6), valid, 0 * valid)
+    assert set(logs) == {"D_loss", "D_acc", "G_loss", "adv", "recon", "id"}
+    # G_loss = adv x 2 + lambda_cycle x recon x 2 + lambda_id x id x 2 (the compiled loss weights).
+    total = 2 * logs["adv"] + 2 * gan.lambda_cycle * logs["recon"] + 2 * gan.lambda_id * logs["id"]
+    assert logs["G_loss"] == pytest.approx(total, rel=1e-4)
 
 
 def test_translate_cli_any_size_and_mode(gan, tmp_path):
@@ -203,21 +146,26 @@ def test_translate_cli_any_size_and_mode(gan, tmp_path):
     assert len(one) == 1
 
 
-def test_translate_reports_a_bad_model_file(tmp_path):
+def test_translate_reports_a_bad_model_file_in_one_line(tmp_path, capsys):
     bad = tmp_path / "g_AB.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
-    with pytest.raises(ValueError, match="g_AB.h5"):
-        cyclegan.main(
-            [
-                "translate",
-                "--model",
-                str(bad),
-                "--input",
-                str(tmp_path),
-                "--output",
-                str(tmp_path / "o"),
-            ]
-        )
+    argv = [
+        "translate",
+        "--model",
+        str(bad),
+        "--input",
+        str(tmp_path),
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        cyclegan.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1
+    assert err[0].startswith("error: ") and "g_AB.h5" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ModelFileError, match="g_AB.h5"):
+        cyclegan.main([*argv, "--debug"])
 
 
 def test_help_documents_the_report_defaults(capsys):
@@ -242,7 +190,7 @@ def test_help_documents_the_report_defaults(capsys):
         "--checkpoint-every",
     ):
         assert flag in text
-    assert "default: 128" in text and "default: contrib" in text
+    assert "(default: 128)" in text and "(default: contrib)" in text
 
 
 @pytest.mark.slow
@@ -271,7 +219,7 @@ def test_short_training_moves_translations_toward_domain_b(tmp_path):
     assert moved < 0.8 * start and moved < 0.5 * untrained, (start, untrained, moved)
 
 
-def test_eval_every_writes_the_translation_score_to_the_loss_log(fruit, tmp_path):
+def test_eval_every_logs_the_translation_score_of_the_current_generators(fruit, tmp_path):
     gan = CycleGAN(
         data_dir=fruit,
         img_rows=SIZE,
@@ -281,11 +229,22 @@ def test_eval_every_writes_the_translation_score_to_the_loss_log(fruit, tmp_path
         seed=0,
         output_dir=str(tmp_path),
         checkpoint_every=0,
-        eval_every=2,
+        eval_every=3,
     )
-    gan.train(epochs=1, batch_size=2, sample_interval=1000)
+    gan.train(epochs=1, batch_size=2, sample_interval=0)
     with open(tmp_path / "losses.csv") as f:
         rows = list(csv.DictReader(f))
     scored = [r for r in rows if r.get("a_to_b")]
-    assert [int(r["step"]) for r in scored] == [2]
-    assert 0.0 <= float(scored[0]["a_to_b"]) <= 1.0 and 0.0 <= float(scored[0]["b_to_a"]) <= 1.0
+    assert [int(r["step"]) for r in scored] == [3]
+    # The logged value is the score of the generators as they were after step 3.
+    again = gan.evaluate()
+    assert float(scored[0]["a_to_b"]) == pytest.approx(again["a_to_b"], abs=1e-5)
+    assert float(scored[0]["b_to_a"]) == pytest.approx(again["b_to_a"], abs=1e-5)
+
+
+def test_fused_flag_trains_through_the_cli(fruit, tmp_path):
+    argv = ["--data-dir", fruit, "--img-size", str(SIZE), "--gf", "4", "--df", "4", "--fused"]
+    argv += ["--max-steps", "2", "--batch-size", "2", "--output-dir", str(tmp_path), "--seed", "0"]
+    gan = cyclegan.main(argv)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["fused"] is True and summary["steps"] == 2 and gan._fused is not None

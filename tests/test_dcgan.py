@@ -1,20 +1,21 @@
-"""DCGAN: Radford's architecture, Keras 3 training correctness, frozen BatchNorm, reuse, CLI."""
+"""DCGAN: Radford's architecture, frozen BatchNorm (batch vs moving), options, lazy data, CLI."""
 
 import csv
+import json
 import math
 import os
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
 from keras_gans import dcgan, load_model
 from keras_gans.dcgan import DCGAN
-from tests.helpers import (
-    assert_save_reload,
-    assert_weights_changed,
-    assert_weights_unchanged,
-    snapshot,
-)
+from keras_gans.errors import ConfigError
+from keras_gans.metrics import GenerativeEvaluator
+from tests.helpers import assert_weights_unchanged, snapshot
 
 SIZE = 16
 LATENT = 8
@@ -66,53 +67,68 @@ def test_builders_cover_32_64_128_and_1_or_3_channels(size, channels):
     assert d.get_layer(f"discriminator_conv{n}").output.shape[1:3] == (4, 4)
 
 
-def test_bad_sizes_are_refused(tmp_path):
+def test_bad_options_are_refused_naming_the_option(tmp_path):
     for size in (0, 24, 48):
-        with pytest.raises(ValueError, match="power of two"):
+        with pytest.raises(ConfigError, match="power of two"):
             dcgan.build_generator(LATENT, size)
-    with pytest.raises(ValueError, match="power of two"):
-        DCGAN(images=_images(4, size=24), output_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="class_name"):
-        DCGAN(images=_images(4), class_name="bcc", output_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="frozen_bn"):
-        DCGAN(images=_images(4), frozen_bn="none", output_dir=str(tmp_path))
+    bad = {
+        "--img-size": {"images": None, "img_size": 24},
+        "--class": {"class_name": "bcc"},
+        "--frozen-bn": {"frozen_bn": "none"},
+        "--channels": {"images": None, "channels": 2},
+        "--latent-dim": {"latent_dim": 0},
+        "images must be": {"images": _images(4)[0]},
+    }
+    for option, kwargs in bad.items():
+        with pytest.raises(ConfigError, match=option):
+            _make(tmp_path, **kwargs)
+    assert not os.listdir(tmp_path)
+
+
+def test_cli_prints_a_bad_option_as_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        dcgan.main(["--img-size", "24", "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --img-size must be a power of two >= 8, got 24"
+    ]
+
+
+def _isic_folder(root, counts=(("melanoma", 5), ("nevus", 3))):
+    """One sub-folder per class of distinct random PNGs (a layout load_isic reads)."""
+    rng = np.random.default_rng(0)
+    for name, n in counts:
+        os.makedirs(root / name)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_models_build_without_data_and_isic_is_read_on_first_use(tmp_path, monkeypatch):
+    folder = str(_isic_folder(tmp_path / "lesions"))
+    calls = []
+    load = dcgan.load_isic
+    monkeypatch.setattr(dcgan, "load_isic", lambda *a, **k: calls.append(a) or load(*a, **k))
+    monkeypatch.chdir(tmp_path)
+    gan = DCGAN(data_dir=folder, class_name="melanoma", img_size=SIZE, channels=1, gf=4, df=4)
+    assert not calls and gan.class_counts is None
+    assert gan.generator.output_shape == (None, SIZE, SIZE, 1)
+    assert gan.output_dir == str(tmp_path / "output" / "dcgan" / "lesions_melanoma")
+    assert gan.images.shape == (5, SIZE, SIZE, 1)  # the grey mean of the RGB images
+    assert gan.class_counts == {"melanoma": 5} and gan.steps_per_epoch(2) == 2
+    gan.images  # noqa: B018  (a second use reads nothing)
+    assert len(calls) == 1
 
 
 def test_one_optimizer_per_compiled_model_with_the_report_settings(gan):
+    assert set(gan.models) == {"generator", "discriminator"}
+    assert gan.compiled["combined"][1] == (gan.discriminator,)
     d_opt, c_opt = gan.discriminator.optimizer, gan.combined.optimizer
     assert d_opt is not c_opt
     for opt in (d_opt, c_opt):
         assert float(opt.learning_rate) == pytest.approx(2e-4)
         assert opt.beta_1 == pytest.approx(0.5)
-
-
-def test_d_step_changes_d_only(gan):
-    before = snapshot(gan.generator, gan.discriminator)
-    gan.set_trainable(gan.discriminator, True)
-    gan.train_on_batch(gan.discriminator, _images(8, seed=3), np.ones((8, 1), "float32"))
-    assert_weights_changed(before, [gan.discriminator])
-    assert_weights_unchanged(before, [gan.generator])
-
-
-def test_g_step_changes_g_only_and_keeps_d_moving_statistics(gan):
-    before = snapshot(gan.generator, gan.discriminator)  # all weights, moving statistics too
-    gan.set_trainable(gan.discriminator, False)
-    gan.train_on_batch(gan.combined, _z(8), np.ones((8, 1), "float32"))
-    assert_weights_changed(before, [gan.generator])
-    assert_weights_unchanged(before, [gan.discriminator])
-    assert not gan.combined.trainable_weights or all(
-        not w.path.startswith("discriminator") for w in gan.combined.trainable_weights
-    )
-
-
-def test_full_step_moves_both_and_d_step_order_holds(gan):
-    before = snapshot(gan.generator, gan.discriminator)
-    logs = gan.train_step(
-        _images(8, seed=4), np.ones((8, 1), "float32"), np.zeros((8, 1), "float32")
-    )
-    assert set(logs) == {"D_loss", "D_acc", "G_loss"}
-    assert all(np.isfinite(v) for v in logs.values())
-    assert_weights_changed(before, [gan.generator, gan.discriminator])
 
 
 def _d_outputs(gan, z):
@@ -135,7 +151,8 @@ def test_frozen_d_uses_batch_statistics_in_combined(gan):
     combined, batch_stats, moving = _d_outputs(gan, _z(8, seed=5))
     np.testing.assert_allclose(combined, batch_stats, atol=1e-5)
     assert np.abs(combined - moving).max() > 1e-4  # the two behaviours really differ here
-    assert_weights_unchanged(before, [gan.discriminator])
+    gan.update(gan.combined, _z(8), np.ones((8, 1), "float32"))
+    assert_weights_unchanged(before, [gan.discriminator])  # moving statistics included
 
 
 def test_frozen_bn_moving_is_keras_3_inference_mode(tmp_path):
@@ -145,16 +162,12 @@ def test_frozen_bn_moving_is_keras_3_inference_mode(tmp_path):
     np.testing.assert_allclose(combined, moving, atol=1e-5)
     assert np.abs(combined - batch_stats).max() > 1e-4
     before = snapshot(gan.discriminator)
-    gan.train_on_batch(gan.combined, _z(8), np.ones((8, 1), "float32"))
+    gan.update(gan.combined, _z(8), np.ones((8, 1), "float32"))
     assert_weights_unchanged(before, [gan.discriminator])
 
 
-def test_h5_and_keras_round_trip(gan, tmp_path):
-    assert_save_reload(gan.generator, tmp_path, _z(4))
-    assert_save_reload(gan.discriminator, tmp_path, _images(4))
-
-
 def test_generate_images_is_seeded_and_reads_files(gan, tmp_path):
+    """The harness's ``dcgan.generate_images``: N(0, 1) keyed by the seed, from a model or file."""
     path = os.path.join(tmp_path, "g.h5")
     gan.generator.save(path)
     a = dcgan.generate_images(gan.generator, 5, seed=3)
@@ -177,53 +190,64 @@ def test_generate_cli_writes_pngs(gan, tmp_path):
     assert len(paths) == 3
 
 
-def test_single_channel_arrays_as_anogan_passes_them(tmp_path):
-    gan = _make(tmp_path, images=_images(16, size=32, channels=1), img_size=64)
+def test_single_channel_arrays_and_datasets_as_anogan_passes_them(tmp_path):
+    x = _images(16, size=32, channels=1)
+    gan = _make(tmp_path, images=x, img_size=64)
     assert gan.img_size == 32 and gan.channels == 1  # the array's shape wins
     assert gan.generator.output_shape == (None, 32, 32, 1)
     assert gan.discriminator.input_shape == (None, 32, 32, 1)
-    assert gan.images.shape == (16, 32, 32, 1)
+    assert gan.images.shape == (16, 32, 32, 1) and gan.data_root == "array"
+    from_dataset = _make(tmp_path / "ds", images=tf.data.Dataset.from_tensor_slices(x))
+    np.testing.assert_array_equal(from_dataset.images, x)
+
+
+def test_help_shows_the_report_defaults_and_commands(capsys):
+    with pytest.raises(SystemExit):
+        dcgan.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in (
+        "--img-size IMG_SIZE pixels (default: 64)",
+        "--gf GF G filters (default: 64)",
+        "--batch-size BATCH_SIZE global batch (default: 32)",
+        "--frozen-bn {batch,moving}",
+        "30 epochs on the built-in sample, 25 otherwise",
+        "train, generate (default: train)",
+    ):
+        assert expected in text, expected
 
 
 @pytest.mark.slow
-def test_sample_data_cli_run_resume_and_one_class(tmp_path):
+def test_sample_data_cli_run(tmp_path):
     out = str(tmp_path / "run")
     args = ["--img-size", "16", "--gf", "4", "--df", "4", "--latent-dim", str(LATENT)]
     args += ["--batch-size", "16", "--output-dir", out, "--seed", "0", "--sample-interval", "2"]
-    gan = dcgan.main(["train", *args, "--max-steps", "2", "--checkpoint-every", "1"])
-    assert gan.class_counts == {"melanoma": 160, "nevus": 160}
-    gan = dcgan.main([*args, "--max-steps", "4"])  # resumes at step 2
-    assert gan.step == 4
+    gan = dcgan.main([*args, "--max-steps", "3", "--checkpoint-every", "2"])
+    assert gan.step == 3
     with open(os.path.join(out, "losses.csv")) as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert all(math.isfinite(float(r[k])) for r in rows for k in ("D_loss", "D_acc", "G_loss"))
-    for name in ("losses.png", "summary.json", "images/0_2.png", "models/generator.h5"):
+    for name in ("losses.png", "images/000002.png", "images/000003.png", "models/generator.h5"):
         assert os.path.exists(os.path.join(out, name)), name
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["class_counts"] == {"melanoma": 160, "nevus": 160} and summary["images"] == 320
+    assert summary["frozen_bn"] == "batch" and summary["config"]["img_size"] == 16
     assert load_model(os.path.join(out, "models", "generator.h5")).output_shape == (None, 16, 16, 3)
-    one = DCGAN(class_name="melanoma", img_size=16, gf=4, df=4, output_dir=str(tmp_path / "mel"))
-    assert one.class_counts == {"melanoma": 160} and len(one.images) == 160
 
 
-def test_eval_every_writes_fid_and_kid_to_the_loss_log(tmp_path):
-    import keras
-
+def test_evaluate_scores_samples_against_the_training_images(tmp_path):
     inputs = keras.Input((SIZE, SIZE, 3))
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3)(inputs))
     extractor = keras.Model(inputs, features)
-    gan = _make(
-        tmp_path,
-        images=_images(16),
-        img_size=SIZE,
-        gf=4,
-        df=4,
-        latent_dim=8,
-        seed=0,
-        eval_every=2,
-        eval_extractor=extractor,
-    )
-    gan.train(epochs=1, batch_size=8, sample_interval=1000)
-    with open(tmp_path / "losses.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert rows[1]["fid"] and float(rows[1]["fid"]) >= 0 and rows[1]["kid"]
-    assert not rows[0].get("fid")
+    gan = _make(tmp_path, images=_images(16), eval_every=2, eval_extractor=extractor)
+    gan.step = 2
+    scores = gan.evaluate()
+    assert set(scores) == {"fid", "kid"}
+    # len(images) samples drawn with the step as seed, against the training images.
+    fakes = dcgan.generate_images(gan.generator, 16, seed=2)
+    direct = GenerativeEvaluator(gan.images, extractor=extractor)(fakes)
+    assert scores["fid"] == pytest.approx(direct["fid"]) and scores["fid"] > 0
+    assert scores["kid"] == pytest.approx(direct["kid"])
+    assert gan.evaluate() == scores  # the same step draws the same samples
+    assert _make(tmp_path / "none").evaluate() == {}  # no --eval-extractor, no metrics

@@ -57,9 +57,8 @@ def test_precision_and_jit_switches(fruit, tmp_path):
     assert gan.g_AB.get_layer("g_AB_d1_conv").compute_dtype == "bfloat16"
     assert gan.g_AB.output.dtype == "float32" and gan.d_A.output.dtype == "float32"
     assert gan.d_A.jit_compile and gan.combined.jit_compile
-    valid = np.ones((1, 2, 2, 1), np.float32)
     a = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
-    logs = gan.train_step(a, a, valid, 0 * valid)
+    logs = gan.train_step((a, a))
     assert all(np.isfinite(v) for v in logs.values())
     keras.mixed_precision.set_global_policy("float32")
 
@@ -139,9 +138,8 @@ def test_gradient_accumulation_equals_the_large_batch(fruit, tmp_path):
                 dst.assign(src)
         init = [np.array(w.numpy()) for w in snapshot_models(gan)]
         batches = list(gan.data_loader.train.dataset(4, seed=0, epoch=0).as_numpy_iterator())
-        valid = np.ones((4, 2, 2, 1), np.float32)
-        for a, b in batches[:2]:
-            gan.train_step(a, b, valid, 0 * valid)
+        for batch in batches[:2]:
+            gan.train_step(batch)
         runs[accumulate] = {
             "init": init,
             "final": [w.numpy() for w in snapshot_models(gan)],

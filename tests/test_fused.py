@@ -85,7 +85,7 @@ def test_fused_step_equals_train_on_batch_step(tmp_path):
     after_fused = _save(variables)
     assert_weights_changed(before, _models(gan))  # D_X, D_Y, G and F all trained
     _load(variables, start)
-    expected = gan.train_step(*_batch(1))
+    expected = gan.report_step(*_batch(1))
     after_reference = _save(variables)
     assert set(got) == set(expected)
     for key in expected:
@@ -93,7 +93,7 @@ def test_fused_step_equals_train_on_batch_step(tmp_path):
     _assert_close(after_fused, after_reference, variables)  # weights, Adam moments, iterations
 
     # A second step from there, where step 1's Adam moments matter: both kinds agree again.
-    gan.train_step(*_batch(2))
+    gan.report_step(*_batch(2))
     expected = _save(variables)
     _load(variables, after_reference)
     step(*_batch(2))

@@ -1,4 +1,5 @@
-"""data_loaders.isic: layouts, diagnoses, duplicates, cache, bad files, download, pipeline."""
+"""data_loaders.isic and isic_sources: layouts, diagnoses, duplicates, cache, bad files, the drawn
+sample, download, pipeline."""
 
 import csv
 import logging
@@ -9,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_loaders import isic
+from data_loaders import isic, isic_sources
 from data_loaders.download import DownloadError
 from data_loaders.images import BadImageError, NoImagesError, SkipReport
+from keras_gans.errors import ConfigError
 
 
 def _write_image(path, seed, size=(24, 20)):
@@ -65,8 +67,12 @@ def test_map_diagnosis_covers_isic_and_ham_vocabularies():
 
 
 def test_lesion_sample_is_deterministic_and_the_classes_differ(tmp_path):
-    a = isic.make_lesion_sample(str(tmp_path / "a"), n_per_class=6, size=48, seed=3, n_other=2)
-    b = isic.make_lesion_sample(str(tmp_path / "b"), n_per_class=6, size=48, seed=3, n_other=2)
+    a = isic_sources.make_lesion_sample(
+        str(tmp_path / "a"), n_per_class=6, size=48, seed=3, n_other=2
+    )
+    b = isic_sources.make_lesion_sample(
+        str(tmp_path / "b"), n_per_class=6, size=48, seed=3, n_other=2
+    )
     names = sorted(os.listdir(os.path.join(a, "images")))
     assert len(names) == 14
     for name in names:
@@ -88,11 +94,11 @@ def test_lesion_sample_is_deterministic_and_the_classes_differ(tmp_path):
 
 def test_default_is_the_builtin_sample():
     data = isic.load_isic(img_size=16)
-    assert data.images.shape == (2 * isic.SAMPLE_N_PER_CLASS, 16, 16, 3)
+    assert data.images.shape == (2 * isic_sources.SAMPLE_N_PER_CLASS, 16, 16, 3)
     assert data.images.dtype == np.float32 and data.labels.dtype == np.int64
     assert -1.0 <= data.images.min() and data.images.max() <= 1.0
     assert data.class_names == isic.CLASSES and data.lesion_ids is None
-    assert data.root == isic.sample_root() and data.layout == "csv"
+    assert data.root == isic_sources.sample_root() and data.layout == "csv"
     assert len(data.ids) == len(data.labels) == len(data)
 
 
@@ -239,7 +245,7 @@ def test_bad_files_are_skipped_with_a_warning_naming_them(plain_dir, caplog):
 
 def test_download_without_isic_cli_says_how_to_get_the_data(tmp_path):
     with pytest.raises(DownloadError, match="pip install isic-cli") as err:
-        isic.download_isic(str(tmp_path / "dl"), executable="isic-not-installed-here")
+        isic_sources.download_isic(str(tmp_path / "dl"), executable="isic-not-installed-here")
     assert "--data-dir" in str(err.value)
 
 
@@ -257,7 +263,7 @@ def test_download_runs_isic_image_download(tmp_path):
     body = 'for last; do :; done\necho "$@" > "$last/args.txt"\n'
     body += 'echo "isic_id,diagnosis_3" > "$last/metadata.csv"\n'
     exe = _fake_isic(tmp_path, body)
-    dest = isic.download_isic(
+    dest = isic_sources.download_isic(
         str(tmp_path / "dl"), search='diagnosis_3:"Nevus"', limit=5, executable=exe
     )
     args = (tmp_path / "dl" / "args.txt").read_text()
@@ -269,14 +275,26 @@ def test_download_runs_isic_image_download(tmp_path):
 def test_download_failure_is_a_download_error(tmp_path):
     exe = _fake_isic(tmp_path, 'echo "ConnectionError: no network" >&2\nexit 1\n')
     with pytest.raises(DownloadError, match="no network"):
-        isic.download_isic(str(tmp_path / "dl"), executable=exe)
+        isic_sources.download_isic(str(tmp_path / "dl"), executable=exe)
 
 
-def test_resolve_isic():
+def test_resolve_isic_downloads_into_the_cache_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_GANS_HOME", str(tmp_path))
     assert isic.resolve_isic("sample") is None
     assert isic.resolve_isic("isic", "/some/dir") == "/some/dir"
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(ConfigError, match="unknown dataset"):
         isic.resolve_isic("imagenet")
+    calls = []
+
+    def download(dest):
+        calls.append(dest)
+        os.makedirs(dest, exist_ok=True)
+        open(os.path.join(dest, "metadata.csv"), "w").close()
+
+    monkeypatch.setattr(isic, "download_isic", download)
+    root = isic.resolve_isic("isic")
+    assert calls == [root] and root == str(tmp_path / "datasets" / "isic")
+    assert isic.resolve_isic("isic") == root and len(calls) == 1  # the cached export is reused
 
 
 def test_unconditional_dataset_is_seeded_per_epoch():

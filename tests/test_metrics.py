@@ -1,4 +1,5 @@
-"""Tests of keras_gans.metrics: formulas on known Gaussian features, extractors, CLI, translation.
+"""keras_gans.metrics and keras_gans.translation_score: formulas on known Gaussian features,
+extractors, the CLI (and its one-line errors), the translation score.
 
 All offline: tiny random Keras conv nets stand in for InceptionV3, which is never downloaded.
 """
@@ -13,6 +14,7 @@ import scipy.linalg
 
 from data_loaders.images import save_image
 from keras_gans import metrics as M
+from keras_gans import translation_score as T
 
 
 def gaussian(n, d, seed, shift=0.0, scale=1.0):
@@ -186,7 +188,7 @@ def test_inception_offline_error_says_where_to_put_weights(monkeypatch, tmp_path
         M.FeatureExtractor("inception")
     msg = str(err.value)
     assert M.INCEPTION_FILES["features"] in msg and "--weights" in msg and str(tmp_path) in msg
-    with pytest.raises(FileNotFoundError, match="missing.h5"):
+    with pytest.raises(M.InceptionWeightsError, match="missing.h5"):
         M.FeatureExtractor("inception", weights=str(tmp_path / "missing.h5"))
 
 
@@ -222,6 +224,48 @@ def test_cli_fid_kid_is_on_png_folders(tmp_path, capsys):
         M.main(["fid", "--fake", fake])  # --real is required
 
 
+def _offline_inception(monkeypatch, tmp_path):
+    def offline(**kw):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(keras.applications, "InceptionV3", offline)
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("offline", "cannot load the InceptionV3 ImageNet weights (download failed; offline?)"),
+        ("weights", "InceptionV3 weights file not found"),
+        ("folder", "image folder not found"),
+        ("layer", "has no layer 'nope'"),
+    ],
+)
+def test_cli_known_failures_are_one_error_line_and_exit_2(
+    monkeypatch, tmp_path, capsys, case, expected
+):
+    _offline_inception(monkeypatch, tmp_path)  # no test reaches the network
+    real = write_pngs(tmp_path / "real", random_images(2, seed=0))
+    model = str(tmp_path / "net.keras")
+    if case == "layer":
+        tiny_net().save(model)
+    argv = {
+        "offline": ["fid", "--real", real, "--fake", real],
+        "weights": ["is", "--fake", real, "--weights", str(tmp_path / "none.h5")],
+        "folder": ["kid", "--real", str(tmp_path / "nowhere"), "--fake", real],
+        "layer": ["fid", "--real", real, "--fake", real, "--extractor", f"{model}:nope"],
+    }[case]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        M.main(argv)
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    if case == "offline":  # the hint: which file, and where to put it
+        assert M.INCEPTION_FILES["features"] in lines[0] and "--weights FILE" in lines[0]
+        assert str(tmp_path / "keras" / "models") in lines[0]
+
+
 # ----------------------------------------------------------------------------- translation
 
 
@@ -240,15 +284,15 @@ def test_translation_score_perfect_translator_vs_identity():
     _, real_B = toy_domains(64, seed=1)
     test_A, _ = toy_domains(24, seed=2)
     _, test_B = toy_domains(24, seed=3)
-    clf = M.train_domain_classifier(real_A, real_B, epochs=6, size=16)  # trained once, reused
+    clf = T.train_domain_classifier(real_A, real_B, epochs=6, size=16)  # trained once, reused
     kw = dict(real_A=real_A, real_B=real_B, test_A=test_A, test_B=test_B, classifier=clf)
-    perfect = M.translation_score(lambda x: -x, lambda x: -x, **kw)
+    perfect = T.translation_score(lambda x: -x, lambda x: -x, **kw)
     assert perfect["classifier_accuracy"] >= 0.95 and perfect["test_accuracy"] >= 0.95
     assert perfect["a_to_b"] >= 0.9 and perfect["b_to_a"] >= 0.9
-    identity = M.translation_score(lambda x: x, lambda x: x, **kw)
+    identity = T.translation_score(lambda x: x, lambda x: x, **kw)
     assert identity["a_to_b"] <= 0.1 and identity["b_to_a"] <= 0.1
     assert identity["translation_score"] <= 0.1 < 0.9 <= perfect["translation_score"]
-    one_way = M.translation_score(keras.layers.Lambda(lambda x: -x), None, **kw)
+    one_way = T.translation_score(keras.layers.Lambda(lambda x: -x), None, **kw)
     assert "b_to_a" not in one_way and one_way["translation_score"] == one_way["a_to_b"]
 
 

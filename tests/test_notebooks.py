@@ -18,7 +18,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = (
     "cyclegan_apple2orange",
     "skin_lesion_gans",
-    "cnn_evaluation",
+    "lesion_harness",
     "mnist_imbalance",
     "anogan",
 )

@@ -1,0 +1,445 @@
+"""Do GAN-made images help the report's melanoma / nevus CNN? The lesion evaluation harness.
+
+The skin-lesion report (SNU GAN project, s-seo/SNU-GAN-project ``engine/CNN``) judged its DCGAN and
+BigGAN by one question: does a small CNN that tells melanoma from nevus get better when GAN images
+join the real training images? This harness answers it for two arms, ``real`` and
+``real+synthetic``, trained (:mod:`keras_gans.classifier`, the report's CNN) from the same seeds
+and scored on the same held-out test set, repeated over seeds, with a mean and 95% t-interval per
+metric and the paired per-seed difference between the arms (the report compared single runs,
+which cannot tell a gain from noise).
+
+As in the report: a balanced 500 + 500 test set chosen first, a stratified 20% validation split of
+the rest. Changed, and why:
+
+* the test set is chosen by whole groups of images that share a lesion id or identical pixels, so
+  no lesion and no duplicate image sits on both sides (ISIC holds both); the ROC AUC comes from
+  probabilities (the notebook used hard labels);
+* class weights default to each arm's own training split ("balanced"; ``--class-weight 1:14`` for
+  the report's ratio, see :func:`keras_gans.classifier.class_weights`);
+* one seed drives the validation split, the initial weights, the augmentation and the synthetic
+  draw; both arms share it, so the per-seed difference is a paired comparison.
+
+A GAN that saw the test images would leak them into ``real+synthetic``; ``split`` writes the images
+outside the test set for GAN training::
+
+    python -m keras_gans.experiments.lesion_harness split --data-dir ISIC --img-size 64 --output pool
+    python -m keras_gans.dcgan --data-dir pool --class melanoma --img-size 64 --output-dir g_mel
+    python -m keras_gans.dcgan --data-dir pool --class nevus --img-size 64 --output-dir g_nev
+    python -m keras_gans.experiments.lesion_harness run --data-dir ISIC --img-size 64 \\
+        --synthetic melanoma=g_mel/models/generator.h5,nevus=g_nev/models/generator.h5
+
+``run`` (the default command) writes ``report.json``, ``report.md``, ``roc.png``,
+``confusion_<arm>.png``, ``predictions.npz`` and ``models/<arm>_seed<seed>.h5`` (see
+:mod:`keras_gans.experiments.lesion_report`).
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+
+import keras
+import numpy as np
+from sklearn.metrics import roc_curve
+from tqdm import tqdm
+
+from data_loaders.images import save_image, to_uint8
+from keras_gans import cli, evaluation, reports
+from keras_gans.classifier import (
+    BATCH_SIZE,
+    BN_MOMENTUM,
+    EPOCHS,
+    IMG_SIZE,
+    LEARNING_RATE,
+    LR_MONITOR,
+    class_weights,
+    predict_proba,
+    train_classifier,
+)
+from keras_gans.errors import ConfigError
+from keras_gans.experiments.lesion_report import (
+    SCALAR_METRICS,
+    assemble_report,
+    markdown_report,
+    slug,
+    write_outputs,
+    write_predictions,
+)
+from keras_gans.experiments.lesion_synthetic import SYNTHETIC_HELP, SyntheticSource, parse_counts
+from keras_gans.saving import save_model
+
+log = logging.getLogger(__name__)
+
+TEST_PER_CLASS = 500
+VAL_FRACTION = 0.2
+SPLIT_SEED = 42
+SEEDS = (0, 1, 2)
+POSITIVE = "melanoma"
+ARMS = ("real", "real+synthetic")
+
+
+@dataclasses.dataclass
+class HarnessConfig:
+    """The settings of :func:`run_experiment` (the report's values by default).
+
+    ``n_synthetic``: synthetic images per class for ``real+synthetic``: ``None`` (as many as the
+    class has real training images), ``N``, ``"melanoma=500,nevus=0"`` or ``{class: n}``.
+    ``output_dir``: where models, predictions and the report go (``None``: nothing is written).
+    """
+
+    seeds: tuple = SEEDS
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    class_weight: str = "auto"
+    test_per_class: int = TEST_PER_CLASS
+    val_fraction: float = VAL_FRACTION
+    split_seed: int = SPLIT_SEED
+    n_synthetic: object = None
+    augment: bool = True
+    positive: str = POSITIVE
+    learning_rate: float = LEARNING_RATE
+    bn_momentum: float = BN_MOMENTUM
+    output_dir: str | None = None
+
+    def __post_init__(self):
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if not self.seeds:
+            raise ConfigError("--seeds: give at least one seed")
+        for name in ("epochs", "batch_size", "test_per_class"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+
+
+# --- splits ---------------------------------------------------------------------------------------
+def leakage_groups(images_u8, lesion_ids=None):
+    """A group id per image: images sharing a lesion id or identical pixels share a group.
+
+    Splits move whole groups, so no lesion and no duplicate picture sits on both sides.
+    """
+    n = len(images_u8)
+    parent = np.arange(n)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = {}
+    for i in range(n):
+        keys = [("pixels", hashlib.sha1(np.ascontiguousarray(images_u8[i]).tobytes()).digest())]
+        if lesion_ids is not None and lesion_ids[i]:
+            keys.append(("lesion", lesion_ids[i]))
+        for key in keys:
+            if key in first:
+                parent[find(i)] = find(first[key])
+            else:
+                first[key] = i
+    return np.array([find(i) for i in range(n)])
+
+
+def _take_groups(candidates, groups, n, rng):
+    """Indices of whole groups from ``candidates``, in random group order, up to ``n`` images."""
+    members = {}
+    for i in candidates:
+        members.setdefault(groups[i], []).append(i)
+    keys = list(members)
+    taken = []
+    for k in rng.permutation(len(keys)):
+        group = members[keys[k]]
+        if len(taken) + len(group) <= n:
+            taken += group
+        if len(taken) == n:
+            break
+    return np.array(sorted(taken), dtype=np.int64)
+
+
+def split_indices(
+    labels,
+    groups=None,
+    test_per_class=TEST_PER_CLASS,
+    val_fraction=VAL_FRACTION,
+    split_seed=SPLIT_SEED,
+    seed=0,
+):
+    """``{"train", "val", "test"}`` index arrays: a balanced test set, then a stratified val split.
+
+    The test set depends only on ``split_seed`` (the same for every seed and arm); it takes
+    ``test_per_class`` images of each class, capped with a warning at half of the rarest class.
+    ``val_fraction`` of each class's remainder goes to validation, drawn with ``seed``. Groups
+    (:func:`leakage_groups`) never straddle two splits.
+    """
+    labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    classes = np.unique(labels)
+    owner = {}  # a group belongs to the class of its first image
+    for i in range(len(labels)):
+        owner.setdefault(groups[i], labels[i])
+    by_class = {c: [i for i in range(len(labels)) if owner[groups[i]] == c] for c in classes}
+    cap = min(len(v) for v in by_class.values()) // 2
+    n_test = min(test_per_class, cap)
+    if n_test < test_per_class:
+        log.warning(
+            "test set capped at %d per class (asked for %d): the rarest class has %d images and "
+            "at least half of each class stays for training",
+            n_test,
+            test_per_class,
+            2 * cap,
+        )
+    test_rng, val_rng = np.random.default_rng(split_seed), np.random.default_rng([split_seed, seed])
+    test, val = [], []
+    for c in classes:
+        chosen = _take_groups(by_class[c], groups, n_test, test_rng)
+        test.append(chosen)
+        rest = sorted(set(by_class[c]) - set(chosen.tolist()))
+        val.append(_take_groups(rest, groups, int(round(val_fraction * len(rest))), val_rng))
+    test, val = np.concatenate(test), np.concatenate(val)
+    train = np.setdiff1d(np.arange(len(labels)), np.concatenate([test, val]))
+    return {"train": train, "val": np.sort(val), "test": np.sort(test)}
+
+
+def export_training_pool(data, output, test_per_class=TEST_PER_CLASS, split_seed=SPLIT_SEED):
+    """Write every image outside the test set to ``output/<class>/<id>.png`` for GAN training.
+
+    A GAN trained on test images would leak them into the ``real+synthetic`` arm; train it on this
+    folder instead (same ``--img-size``, ``--test-per-class`` and ``--split-seed`` as the
+    evaluation). The test ids go to ``output/test_ids.txt``. Returns ``{class: images written}``.
+    """
+    images = to_uint8(data.images, (0.0, 1.0))
+    labels = np.asarray(data.labels)
+    groups = leakage_groups(images, data.lesion_ids)
+    split = split_indices(labels, groups, test_per_class, 0.0, split_seed)
+    for i in split["train"]:
+        name = os.path.basename(str(data.ids[i]))
+        save_image(images[i], os.path.join(output, data.class_names[labels[i]], f"{name}.png"))
+    test_ids = "\n".join(str(data.ids[i]) for i in split["test"]) + "\n"
+    reports.write_text(os.path.join(output, "test_ids.txt"), test_ids)
+    return {c: int(np.sum(labels[split["train"]] == i)) for i, c in enumerate(data.class_names)}
+
+
+# --- the experiment -------------------------------------------------------------------------------
+def run_experiment(data, config=None, synthetic=None):
+    """Train and score every arm for every seed; returns the report dictionary.
+
+    ``data``: an :class:`data_loaders.isic.IsicData` (or anything with ``images`` in [0, 1],
+    ``labels``, ``ids``, ``lesion_ids``, ``class_names``). ``config``: a :class:`HarnessConfig`
+    (default: the report's settings). ``synthetic``: a :class:`SyntheticSource` (or ``None``: the
+    ``real`` arm only). Models (``.h5``), test predictions and the report files go to
+    ``config.output_dir`` when it is set.
+    """
+    cfg = config or HarnessConfig()
+    names = tuple(data.class_names)
+    k = len(names)
+    if cfg.positive not in names:
+        log.warning("positive class %r is not among %s; using %r", cfg.positive, names, names[0])
+    pos = names.index(cfg.positive) if cfg.positive in names else 0
+    n_synthetic = parse_counts(cfg.n_synthetic, names)
+    images = to_uint8(data.images, (0.0, 1.0))
+    labels = np.asarray(data.labels, np.int64)
+    groups = leakage_groups(images, data.lesion_ids)
+    arms = list(ARMS if synthetic is not None else ARMS[:1])
+    runs = {arm: [] for arm in arms}
+    predictions = {}
+    bar = tqdm(total=len(cfg.seeds) * len(arms), desc="seeds x arms", unit="run")
+    for seed in cfg.seeds:
+        split = split_indices(
+            labels, groups, cfg.test_per_class, cfg.val_fraction, cfg.split_seed, seed
+        )
+        tr, va, te = split["train"], split["val"], split["test"]
+        real_counts = np.bincount(labels[tr], minlength=k)
+        for arm in arms:
+            x_train, y_train = images[tr], labels[tr]
+            n_added = {}
+            if arm != "real":
+                wanted = n_synthetic or {c: int(real_counts[i]) for i, c in enumerate(names)}
+                x_syn, y_syn = synthetic.sample(wanted, images.shape[1], seed)
+                x_train = np.concatenate([x_train, x_syn])
+                y_train = np.concatenate([y_train, y_syn])
+                n_added = {c: int(np.sum(y_syn == i)) for i, c in enumerate(names)}
+            weights = class_weights(y_train, k, cfg.class_weight, labels[tr], names)
+            bar.set_postfix(seed=seed, arm=arm)
+            model, history = train_classifier(
+                (x_train, y_train),
+                (images[va], labels[va]),
+                k,
+                weights,
+                seed,
+                cfg.epochs,
+                cfg.batch_size,
+                cfg.augment,
+                cfg.learning_rate,
+                cfg.bn_momentum,
+            )
+            probs = predict_proba(model, images[te], cfg.batch_size)
+            metrics = evaluation.classification_metrics(labels[te], probs, pos, k)
+            fpr, tpr, _ = roc_curve(labels[te] == pos, probs[:, pos])
+            record = {
+                "seed": int(seed),
+                "metrics": {m: metrics[m] for m in SCALAR_METRICS},
+                "confusion_matrix": metrics["confusion_matrix"],
+                "train_counts": {c: int(np.sum(y_train == i)) for i, c in enumerate(names)},
+                "synthetic_counts": n_added,
+                "val_counts": {c: int(np.sum(labels[va] == i)) for i, c in enumerate(names)},
+                "class_weight": {names[c]: w for c, w in weights.items()} if weights else None,
+                "epochs_run": len(history["loss"]),
+                "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+                "roc": (fpr, tpr),
+            }
+            if cfg.output_dir:
+                stem = os.path.join(cfg.output_dir, "models", f"{slug(arm)}_seed{seed}")
+                path = save_model(model, stem, formats=("h5",))[0]
+                record["model"] = os.path.relpath(path, cfg.output_dir)
+            predictions[f"{slug(arm)}_seed{seed}"] = probs
+            runs[arm].append(record)
+            keras.backend.clear_session()
+            bar.update(1)
+    bar.close()
+    settings = {
+        "img_size": int(images.shape[1]),
+        "seeds": list(cfg.seeds),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "bn_momentum": cfg.bn_momentum,
+        "class_weight": cfg.class_weight,
+        "test_per_class": cfg.test_per_class,
+        "val_fraction": cfg.val_fraction,
+        "split_seed": cfg.split_seed,
+        "augment": cfg.augment,
+        "synthetic": None if synthetic is None else synthetic.spec,
+        "n_synthetic": n_synthetic,
+        "lr_monitor": LR_MONITOR,
+    }
+    report = assemble_report(settings, data, runs, names[pos], te)
+    if cfg.output_dir:
+        test_ids = np.array([str(data.ids[i]) for i in te])
+        path = os.path.join(cfg.output_dir, "predictions.npz")
+        write_predictions(path, test_ids=test_ids, y_true=labels[te], **predictions)
+        write_outputs(report, runs, cfg.output_dir)
+    return report
+
+
+# --- command line ---------------------------------------------------------------------------------
+def _data_args(parser):
+    add = parser.add_argument
+    add("--data-dir", default=None, help="ISIC folder (none: the built-in sample)")
+    add("--img-size", type=cli.positive_int, default=IMG_SIZE, help="image side in pixels")
+    add("--test-per-class", type=cli.positive_int, default=TEST_PER_CLASS, help="test images/class")
+    add("--split-seed", type=int, default=SPLIT_SEED, help="picks the test set")
+    add("--classes", default="melanoma,nevus", help="comma-separated, in label order")
+    add("--strict", action="store_true", help="stop at an unreadable image")
+
+
+def _classes(args):
+    return tuple(c.strip() for c in args.classes.split(",") if c.strip())
+
+
+def _load_data(args):
+    """The ISIC images of the command line, scaled to [0, 1] like the report's ``rescale=1/255``."""
+    from data_loaders.isic import CLASSES, load_isic
+
+    classes = _classes(args)
+    unknown = [c for c in classes if c not in (*CLASSES, "other")]
+    if unknown or not classes:
+        raise ConfigError(f"--classes {args.classes!r}: choose from {', '.join(CLASSES)}, other")
+    return load_isic(args.data_dir, args.img_size, classes, (0.0, 1.0), args.strict)
+
+
+def _split_args(parser):
+    _data_args(parser)
+    parser.add_argument("--output", required=True, help="folder for <class>/<id>.png")
+
+
+def _split(args):
+    data = _load_data(args)
+    counts = export_training_pool(data, args.output, args.test_per_class, args.split_seed)
+    print(f"wrote {counts} to {args.output} (test ids in test_ids.txt)")
+    return counts
+
+
+def _run_args(parser):
+    _data_args(parser)
+    add = parser.add_argument
+    add("--synthetic", default=None, help=f"GAN images for real+synthetic: {SYNTHETIC_HELP}")
+    add(
+        "--n-synthetic",
+        default=None,
+        help="synthetic images per class: N or 'melanoma=500,nevus=0' (none given: as many as the "
+        "class has real training images)",
+    )
+    add("--truncation", type=cli.positive_float, default=None, help="BigGAN truncation")
+    add("--seeds", type=cli.seeds, default=",".join(map(str, SEEDS)), help="comma-separated")
+    add("--epochs", type=cli.positive_int, default=EPOCHS, help="most epochs (early stopping)")
+    add("--batch-size", type=cli.positive_int, default=BATCH_SIZE, help="batch size")
+    add(
+        "--class-weight",
+        default="auto",
+        help="'auto' (balanced, from the training split), 'none', 'MAJ:MIN' such as the "
+        "report's '1:14', or 'melanoma=14,nevus=1'",
+    )
+    add("--val-fraction", type=float, default=VAL_FRACTION, help="validation share of the rest")
+    add("--positive", default=POSITIVE, help="class whose recall is sensitivity")
+    add(
+        "--bn-momentum",
+        type=float,
+        default=BN_MOMENTUM,
+        help="BatchNorm momentum (try 0.9 when an epoch is a few steps)",
+    )
+    add("--no-augment", action="store_true", help="train without augmentation")
+    add("--output-dir", default=None, help="none: output/classifier/<data folder name>")
+
+
+def _run(args):
+    classes = _classes(args)
+    name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "sample"
+    config = HarnessConfig(
+        seeds=args.seeds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        class_weight=args.class_weight,
+        test_per_class=args.test_per_class,
+        val_fraction=args.val_fraction,
+        split_seed=args.split_seed,
+        n_synthetic=parse_counts(args.n_synthetic, classes),
+        augment=not args.no_augment,
+        positive=args.positive,
+        bn_momentum=args.bn_momentum,
+        output_dir=args.output_dir or os.path.join("output", "classifier", name),
+    )
+    class_weights([0, 1], len(classes), config.class_weight, class_names=classes)  # fail early
+    data = _load_data(args)
+    synthetic = None
+    if args.synthetic:
+        synthetic = SyntheticSource(args.synthetic, data.class_names, args.truncation, args.strict)
+    report = run_experiment(data, config, synthetic)
+    print(markdown_report(report))
+    print(f"outputs in {os.path.abspath(config.output_dir)}")
+    return report
+
+
+COMMANDS = [
+    cli.Command(
+        "run",
+        "Train the report's melanoma / nevus CNN on real and on real + GAN images over seeds; "
+        "report test metrics with t-intervals over seeds and paired differences.",
+        _run_args,
+        _run,
+    ),
+    cli.Command(
+        "split",
+        "Write the images outside the held-out test set as OUTPUT/<class>/, for GAN training.",
+        _split_args,
+        _split,
+    ),
+]
+
+
+def main(argv=None):
+    prog = "python -m keras_gans.experiments.lesion_harness"
+    return cli.main(prog, __doc__.partition("\n")[0], COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    main()

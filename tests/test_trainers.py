@@ -1,0 +1,214 @@
+"""The trainer contract: every trainer, run by ``GANTrainer.run``, behaves the same way.
+
+For each trainer of tests/trainers.py, at a tiny size: each update changes exactly the weights it
+should; the saved models reload with ``keras_gans.load_model``; a run stopped by a NaN and resumed
+from its checkpoint ends where an uninterrupted run ends; a roll-back really restores; the outputs
+have one naming; MirroredStrategy trains and resumes; two MultiWorkerMirroredStrategy workers
+started through the real command line both finish.
+"""
+
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_gans import distribute, load_model
+from keras_gans.errors import DivergenceError
+from tests.trainers import CLI, TRAINERS, model_inputs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = sorted(TRAINERS)
+STEPS = 4
+
+
+def _weights(trainer):
+    return {
+        f"{n}/{w.path}": np.array(w.numpy()) for n, m in trainer.models.items() for w in m.weights
+    }
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def finished(request, tmp_path_factory):
+    """An uninterrupted run of STEPS steps, checkpoints every 2, grids every 2."""
+    name = request.param
+    out = tmp_path_factory.mktemp(name)
+    trainer = TRAINERS[name](str(out), seed=0, checkpoint_every=2)
+    summary = trainer.run(max_steps=STEPS, batch_size=2, sample_interval=2)
+    trainer.final_weights = _weights(trainer)  # later tests train it on; the resume test needs this
+    return name, trainer, summary, out
+
+
+def test_the_run_leaves_one_naming_of_outputs(finished):
+    name, trainer, summary, out = finished
+    assert (
+        summary["steps"] == STEPS
+        and json.loads((out / "summary.json").read_text())["steps"] == STEPS
+    )
+    assert sorted(os.listdir(out / "images")) == ["000002.png", "000004.png"]
+    expected = sorted(f"{m}.{ext}" for m in trainer.models for ext in ("h5", "keras"))
+    assert sorted(f for f in os.listdir(out / "models") if f.endswith(("h5", "keras"))) == expected
+    with open(out / "losses.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, STEPS + 1))
+    assert (out / "losses.png").stat().st_size > 0
+    assert (out / "checkpoints" / "state.json").exists()
+
+
+def test_saved_models_reload_with_the_same_outputs(finished):
+    name, trainer, _, out = finished
+    for model_name, model in trainer.models.items():
+        x = model_inputs(model)
+        expected = np.asarray(model(x, training=False))
+        for ext in ("h5", "keras"):
+            reloaded = load_model(str(out / "models" / f"{model_name}.{ext}"))
+            got = np.asarray(reloaded(x, training=False))
+            np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=f"{model_name}.{ext}")
+
+
+def test_each_update_changes_exactly_the_weights_it_should(finished):
+    """Per ``update(model)``: the models it trains move (every kernel), all others stay fixed."""
+    name, trainer, _, _ = finished
+    real_update, calls = trainer.update, []
+
+    def recording(model, x, y):
+        before = _weights(trainer)
+        logs = real_update(model, x, y)
+        calls.append((model, before, _weights(trainer)))
+        return logs
+
+    trainer.update = recording
+    try:
+        batch = next(iter(trainer.batches(2, trainer.epoch + 1, 0)))
+        trainer.train_step(batch)
+    finally:
+        del trainer.update
+    assert len(calls) >= 2, "a GAN step makes at least a D and a G update"
+    for model, before, after in calls:
+        frozen = trainer.compiled[model.name][1]
+        held = {id(v) for v in model.weights}
+        for model_name, m in trainer.models.items():
+            moved = [
+                k
+                for k in before
+                if k.startswith(f"{model_name}/") and not np.array_equal(before[k], after[k])
+            ]
+            trains = all(id(v) in held for v in m.weights) and not any(m is f for f in frozen)
+            if trains:
+                kernels = [f"{model_name}/{w.path}" for w in m.weights if w.path.endswith("kernel")]
+                assert kernels and set(kernels) <= set(moved), (
+                    f"{name}: update of {model.name} left kernels of {model_name} unchanged: "
+                    f"{sorted(set(kernels) - set(moved))[:3]}"
+                )
+            else:
+                assert not moved, (
+                    f"{name}: update of {model.name} changed {model_name}: {moved[:3]}"
+                )
+
+
+def test_a_diverged_run_resumes_to_the_uninterrupted_result(finished, tmp_path):
+    """NaN at step 3 stops the run naming the step and checkpoint 2; a new object resumes there."""
+    name, reference, _, _ = finished
+    stopped = TRAINERS[name](str(tmp_path), seed=0, checkpoint_every=2)
+    real_step = stopped.train_step
+
+    def poisoned(batch):
+        logs = real_step(batch)
+        if stopped.step == 2:
+            logs[next(iter(logs))] = float("nan")
+        return logs
+
+    stopped.train_step = poisoned
+    with pytest.raises(DivergenceError, match=r"step 3: .*=nan.*ckpt-2"):
+        stopped.run(max_steps=STEPS, batch_size=2, sample_interval=2)
+    resumed = TRAINERS[name](str(tmp_path), seed=0, checkpoint_every=2)
+    summary = resumed.run(max_steps=STEPS, batch_size=2, sample_interval=2)
+    assert summary["steps"] == STEPS
+    expected, got = reference.final_weights, _weights(resumed)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-6, err_msg=f"{name} {key}")
+    with open(tmp_path / "losses.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, STEPS + 1))
+
+
+def test_rollback_restores_the_checkpoint_even_without_resume(finished, tmp_path):
+    name = finished[0]
+    trainer = TRAINERS[name](
+        str(tmp_path), seed=0, checkpoint_every=2, on_nan="rollback", resume=False
+    )
+    saved, restored, poisoned_once = {}, {}, []
+    real_save, real_restore, real_step = (
+        trainer.save_checkpoint,
+        trainer.restore_checkpoint,
+        trainer.train_step,
+    )
+
+    def save():
+        saved[trainer.step] = _weights(trainer)
+        return real_save()
+
+    def restore(path=None):
+        done = real_restore(path)
+        restored[trainer.step] = _weights(trainer)
+        return done
+
+    def poisoned(batch):
+        logs = real_step(batch)
+        if trainer.step == 2 and not poisoned_once:
+            poisoned_once.append(True)
+            logs[next(iter(logs))] = float("inf")
+        return logs
+
+    trainer.save_checkpoint, trainer.restore_checkpoint, trainer.train_step = (
+        save,
+        restore,
+        poisoned,
+    )
+    learning_rates = [float(o.learning_rate.numpy()) for o in trainer.optimizers()]
+    summary = trainer.run(max_steps=STEPS, batch_size=2, sample_interval=0)
+    assert summary["steps"] == STEPS and list(restored) == [2]
+    for key, value in saved[2].items():
+        np.testing.assert_array_equal(restored[2][key], value, err_msg=key)
+    halved = [float(o.learning_rate.numpy()) for o in trainer.optimizers()]
+    np.testing.assert_allclose(halved, [lr / 2 for lr in learning_rates], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains_and_resumes(tmp_path):
+    script = os.path.join(ROOT, "tests", "contract_run.py")
+    subprocess.run(
+        [sys.executable, script, "mirrored", str(tmp_path), *NAMES],
+        check=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    result = json.loads((tmp_path / "mirrored.json").read_text())
+    for name in NAMES:
+        r = result[name]
+        assert r["replicas"] == 2 and r["steps"] == 2 and r["finite"] and r["moved"] > 0, (name, r)
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("name", NAMES)
+def test_two_workers_through_the_cli_both_finish(name, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        *CLI[name],
+        "--strategy",
+        "multiworker",
+        "--output-dir",
+        str(tmp_path / "run"),
+    ]
+    codes = distribute.launch_local(
+        command, n_workers=2, timeout=600, log_dir=str(tmp_path / "logs")
+    )
+    logs = {
+        os.path.basename(p): open(p).read()[-1500:] for p in glob.glob(str(tmp_path / "logs" / "*"))
+    }
+    assert codes == [0, 0], logs
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
