@@ -19,7 +19,8 @@ from keras_gans.errors import CheckpointError, DivergenceError
 
 log = logging.getLogger(__name__)
 
-_READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, OSError)
+# What a damaged checkpoint raises: TF's own errors, a bad proto, a short read (IndexError).
+_READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, OSError, IndexError)
 
 
 class Checkpointing:

@@ -190,9 +190,10 @@ def main(prog, description, commands, argv=None):
             help=command.help,
             description=command.help,
             formatter_class=_Formatter,
-            epilog=f"Commands of {prog}: {', '.join(names)} (default: {names[0]}).",
         )
         command.arguments(p)
+        listing = f"Commands of {prog}: {', '.join(names)} (default: {names[0]})."
+        p.epilog = "\n".join(filter(None, [p.epilog, listing]))
         p.add_argument("--debug", action="store_true", help="show the traceback of a known error")
         p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
         p.set_defaults(_run=command.run)

@@ -292,7 +292,10 @@ class CycleGAN(GANTrainer):
     def evaluate(self):
         """Translation score (a domain classifier trained once on real train A vs B: the share of
         G(test A) it calls B and of F(test B) it calls A) and, with ``eval_extractor``, FID of G(A)."""
-        from keras_gans.translation_score import train_domain_classifier, translation_score_from_images
+        from keras_gans.translation_score import (
+            train_domain_classifier,
+            translation_score_from_images,
+        )
 
         test, train = self.data_loader.test, self.data_loader.train
         test_A, test_B = test.first("A", test.count("A")), test.first("B", test.count("B"))

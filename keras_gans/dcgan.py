@@ -367,11 +367,10 @@ def _train_args(parser, trainer_cls):
     add("--beta-1", type=float, default=BETA_1, help="Adam's beta_1, G and D")
     add("--frozen-bn", default="batch", choices=FROZEN_BN, help="G step: batch (Keras 2) or moving")
     cli.add_training_args(parser, trainer_cls)
-    epochs = (
+    parser.epilog = (
         f"Without --epochs or --max-steps: {trainer_cls.default_sample_epochs} epochs on the "
         f"built-in sample, {trainer_cls.default_epochs} otherwise."
     )
-    parser.epilog = "\n".join(filter(None, [epochs, parser.epilog]))  # keep cli's command list
 
 
 _MODEL_OPTIONS = (

@@ -285,13 +285,13 @@ class GANTrainer(Checkpointing):
                     self.save_checkpoint()
                 if self.step >= total:
                     break
-            if restarted:
+            else:  # the epoch ran out (unreadable files may make it shorter than n_batches)
+                if not seen and self.batch_in_epoch == 0:
+                    raise ConfigError(f"epoch {self.epoch} yielded no batch of {batch_size}")
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 continue
-            if not seen and self.batch_in_epoch < n_batches:
-                raise ConfigError(f"epoch {self.epoch} yielded no batch of {batch_size}")
-            if self.batch_in_epoch >= n_batches:
-                self.epoch += 1
-                self.batch_in_epoch = 0
+            if not restarted and self.batch_in_epoch >= n_batches:
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         bar.close()
         return self.finish()
 

