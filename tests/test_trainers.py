@@ -1,25 +1,23 @@
 """The trainer contract: every trainer, run by ``GANTrainer.run``, behaves the same way.
 
 For each trainer of tests/trainers.py, at a tiny size: each update changes exactly the weights it
-should; the saved models reload with ``keras_gans.load_model``; a run stopped by a NaN and resumed
-from its checkpoint ends where an uninterrupted run ends; a roll-back really restores; the outputs
-have one naming; MirroredStrategy trains and resumes; two MultiWorkerMirroredStrategy workers
-started through the real command line both finish.
+should; the saved models reload with ``keras_gans.load_model``; a new object resumed from a
+checkpoint ends where the uninterrupted run ends; a NaN stops the run naming the step; a roll-back
+really restores; the outputs have one naming. tests/test_trainers_distributed.py adds the strategies: MirroredStrategy trains
+and resumes; two MultiWorkerMirroredStrategy workers started through the real command line finish.
 """
 
 import csv
-import glob
 import json
 import os
-import subprocess
-import sys
+import shutil
 
 import numpy as np
 import pytest
 
-from keras_gans import distribute, load_model
+from keras_gans import load_model
 from keras_gans.errors import DivergenceError
-from tests.trainers import CLI, TRAINERS, model_inputs
+from tests.trainers import TRAINERS, model_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = sorted(TRAINERS)
@@ -124,27 +122,32 @@ def _poison(trainer, at_step, value, once=False):
     return done
 
 
-def test_a_diverged_run_resumes_to_the_uninterrupted_result_and_rolls_back(finished, tmp_path):
-    """NaN at step 3 stops the run naming the step and checkpoint 2; a new object resumes there
-    and ends with the uninterrupted run's weights. Then, with ``--on-nan rollback`` and without
-    ``--resume``, an Inf restores this run's last checkpoint and halves the learning rates."""
-    name, reference, _, _ = finished
-    stopped = TRAINERS[name](str(tmp_path), seed=0, checkpoint_every=2)
-    _poison(stopped, 2, float("nan"))
-    with pytest.raises(DivergenceError, match=r"step 3: .*=nan.*ckpt-2"):
-        stopped.run(max_steps=STEPS, batch_size=2, sample_interval=2)
-    resumed = TRAINERS[name](str(tmp_path), seed=0, checkpoint_every=2)
+def test_resume_nan_stop_and_rollback(finished, tmp_path):
+    """A new object on a copy of the run's folder, its checkpoint index set back to step 2, resumes
+    there and ends with the uninterrupted run's weights. Then a NaN stops it naming the step and its
+    checkpoint; then, with ``--on-nan rollback`` and without ``--resume``, an Inf restores this
+    run's last checkpoint and halves the learning rates."""
+    name, reference, _, out = finished
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    index = 'model_checkpoint_path: "ckpt-2"\nall_model_checkpoint_paths: "ckpt-2"\n'
+    (run / "checkpoints" / "checkpoint").write_text(index)  # tf.train's index, set back to step 2
+    resumed = TRAINERS[name](str(run), seed=0, checkpoint_every=2)
     summary = resumed.run(max_steps=STEPS, batch_size=2, sample_interval=2)
     assert summary["steps"] == STEPS
     expected, got = reference.final_weights, _weights(resumed)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], atol=1e-6, err_msg=f"{name} {key}")
-    with open(tmp_path / "losses.csv") as f:
+    with open(run / "losses.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, STEPS + 1))
 
-    # The same object, on for two more steps: Inf at step 6 rolls back to checkpoint 4.
-    resumed.on_nan, resumed.resume = "rollback", False
-    saved, restored = _weights(resumed), {}
+    saved = _weights(resumed)  # = checkpoint 4
+    _poison(resumed, STEPS, float("nan"))
+    with pytest.raises(DivergenceError, match=rf"step {STEPS + 1}: .*=nan.*ckpt-{STEPS}"):
+        resumed.run(max_steps=STEPS + 3, batch_size=2, sample_interval=0)
+    del resumed.train_step
+
+    resumed.on_nan, resumed.resume, restored = "rollback", False, {}
     real_restore = resumed.restore_checkpoint
 
     def restore(path=None):
@@ -155,47 +158,9 @@ def test_a_diverged_run_resumes_to_the_uninterrupted_result_and_rolls_back(finis
     resumed.restore_checkpoint = restore
     poisoned = _poison(resumed, STEPS + 1, float("inf"), once=True)
     learning_rates = [float(o.learning_rate.numpy()) for o in resumed.optimizers()]
-    summary = resumed.run(max_steps=STEPS + 2, batch_size=2, sample_interval=0)
-    assert poisoned and summary["steps"] == STEPS + 2 and list(restored) == [STEPS]
+    summary = resumed.run(max_steps=STEPS + 3, batch_size=2, sample_interval=0)
+    assert poisoned and summary["steps"] == STEPS + 3 and list(restored) == [STEPS]
     for key, value in saved.items():
         np.testing.assert_array_equal(restored[STEPS][key], value, err_msg=key)
     halved = [float(o.learning_rate.numpy()) for o in resumed.optimizers()]
     np.testing.assert_allclose(halved, [lr / 2 for lr in learning_rates], rtol=1e-6)
-
-
-@pytest.mark.slow
-def test_mirrored_strategy_trains_and_resumes(tmp_path):
-    script = os.path.join(ROOT, "tests", "contract_run.py")
-    subprocess.run(
-        [sys.executable, script, "mirrored", str(tmp_path), *NAMES],
-        check=True,
-        cwd=ROOT,
-        timeout=900,
-    )
-    result = json.loads((tmp_path / "mirrored.json").read_text())
-    for name in NAMES:
-        r = result[name]
-        assert r["replicas"] == 2 and r["steps"] == 2 and r["finite"] and r["moved"] > 0, (name, r)
-
-
-@pytest.mark.slow
-@pytest.mark.multiprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_two_workers_through_the_cli_both_finish(name, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        *CLI[name],
-        "--strategy",
-        "multiworker",
-        "--output-dir",
-        str(tmp_path / "run"),
-    ]
-    codes = distribute.launch_local(
-        command, n_workers=2, timeout=600, log_dir=str(tmp_path / "logs")
-    )
-    logs = {
-        os.path.basename(p): open(p).read()[-1500:] for p in glob.glob(str(tmp_path / "logs" / "*"))
-    }
-    assert codes == [0, 0], logs
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
