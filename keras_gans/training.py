@@ -21,8 +21,9 @@ written with every checkpoint and at the end, and ``summary.json``.
 Keras 3 reads ``trainable`` when a model's train function is first traced, so :meth:`update` sets the
 flags before every call: the models a compiled model freezes are frozen, the model itself unfrozen.
 
-Randomness is keyed by ``(seed, epoch)`` for the data order and ``(seed, step)`` for noise, so a
-resumed run draws exactly what the uninterrupted run would have drawn without saving any RNG state.
+Randomness is keyed by ``(seed, epoch)`` for the data order and ``(seed, step)`` for noise, and the
+Keras seed-generator states (Dropout masks) are checkpointed, so a resumed run draws exactly what the
+uninterrupted run would have drawn.
 """
 
 import logging
@@ -267,32 +268,34 @@ class GANTrainer(Checkpointing):
         bar = tqdm(
             total=total, initial=min(self.step, total), desc=self.name, disable=not self.is_chief
         )
-        while self.step < total:
-            seen = restarted = False
-            for batch in self.batches(batch_size, self.epoch, self.batch_in_epoch):
-                seen = True
-                logs = self.train_step(batch)
-                self.step += 1
-                self.batch_in_epoch += 1
-                logs.update(self.maybe_evaluate())
-                if not self.log_step(logs, bar):  # rolled back to the last checkpoint
-                    bar.n, restarted = self.step, True
-                    break
-                bar.update(1)
-                if sample_interval and self.step % sample_interval == 0:
-                    self.sample_images()
-                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if self.step >= total:
-                    break
-            else:  # the epoch ran out (unreadable files may make it shorter than n_batches)
-                if not seen and self.batch_in_epoch == 0:
-                    raise ConfigError(f"epoch {self.epoch} yielded no batch of {batch_size}")
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                continue
-            if not restarted and self.batch_in_epoch >= n_batches:
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        bar.close()
+        try:
+            while self.step < total:
+                seen = restarted = False
+                for batch in self.batches(batch_size, self.epoch, self.batch_in_epoch):
+                    seen = True
+                    logs = self.train_step(batch)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    logs.update(self.maybe_evaluate())
+                    if not self.log_step(logs, bar):  # rolled back to the last checkpoint
+                        bar.n, restarted = self.step, True
+                        break
+                    bar.update(1)
+                    if sample_interval and self.step % sample_interval == 0:
+                        self.sample_images()
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self.step >= total:
+                        break
+                else:  # the epoch ran out (unreadable files may make it shorter than n_batches)
+                    if not seen and self.batch_in_epoch == 0:
+                        raise ConfigError(f"epoch {self.epoch} yielded no batch of {batch_size}")
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    continue
+                if not restarted and self.batch_in_epoch >= n_batches:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        finally:
+            bar.close()
         return self.finish()
 
     def finish(self):
