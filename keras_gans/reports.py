@@ -25,20 +25,30 @@ def _default(value):
     return str(value)
 
 
-def write_text(path, text):
-    """Write ``text`` to ``path`` atomically; returns ``path``."""
+def _atomic(path, mode, write):
+    """Call ``write(file)`` on a temporary file in ``path``'s folder, then rename it to ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as f:
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically; returns ``path``."""
+    return _atomic(path, "w", lambda f: f.write(text))
+
+
+def write_npz(path, **arrays):
+    """``np.savez`` of ``arrays`` to ``path`` atomically."""
+    return _atomic(path, "wb", lambda f: np.savez(f, **arrays))
 
 
 def write_json(path, data):

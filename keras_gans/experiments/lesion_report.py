@@ -9,7 +9,6 @@ writes ``report.json``, ``report.md``, ``roc.png``, ``confusion_<arm>.png`` and
 
 import math
 import os
-import tempfile
 
 import numpy as np
 
@@ -145,16 +144,5 @@ def write_outputs(report, runs, output_dir):
 
 
 def write_predictions(path, **arrays):
-    """``np.savez`` to ``path`` atomically (a temporary file in its folder, then renamed)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """``np.savez`` to ``path`` atomically (see :func:`keras_gans.reports.write_npz`)."""
+    return reports.write_npz(path, **arrays)
