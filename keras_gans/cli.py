@@ -35,33 +35,28 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     """Defaults shown; descriptions kept as written."""
 
 
-def _positive(kind):
+def _number(kind, allow_zero=False):
+    """An argparse type: ``kind`` that must be > 0 (or >= 0 with ``allow_zero``)."""
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+            article = "an" if kind is int else "a"
+            raise argparse.ArgumentTypeError(
+                f"expected {article} {kind.__name__}, got {text!r}"
+            ) from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if allow_zero else '>'} 0, got {text}")
         return value
 
-    parse.__name__ = f"positive {kind.__name__}"
+    parse.__name__ = f"{'non-negative' if allow_zero else 'positive'} {kind.__name__}"
     return parse
 
 
-def _non_negative(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-positive_int = _positive(int)
-positive_float = _positive(float)
-non_negative_int = _non_negative
+positive_int = _number(int)
+positive_float = _number(float)
+non_negative_int = _number(int, allow_zero=True)
 
 
 def seeds(text):
