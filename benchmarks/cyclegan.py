@@ -65,6 +65,7 @@ def build_gan(args, workdir, name):
         jit=args.jit,
         checkpoint_every=0,
         resume=False,
+        run_eagerly=False,  # what real runs take, whatever KERAS_GANS_RUN_EAGERLY says
     )
 
 

@@ -63,6 +63,7 @@ def measure_step(root, img_size, batch_size, n_steps, seed=0):
             seed=seed,
             checkpoint_every=0,
             resume=False,
+            run_eagerly=False,
         )
         data = gan.data_loader.train
         waits, steps_s = [], []

@@ -1,18 +1,27 @@
-"""Downloads with a progress bar, verification, a cache, and a clear offline message."""
+"""Downloads through ``keras.utils.get_file`` (progress bar, sha256 verification), cached,
+with a clear offline message."""
 
 import hashlib
 import os
+import socket
 import urllib.error
-import urllib.request
 import zipfile
 
-from tqdm.auto import tqdm
+import keras
 
 from keras_gans.errors import KerasGansError
 
 
 class DownloadError(KerasGansError, RuntimeError):
     """A dataset could not be fetched; the message says how to place the files by hand."""
+
+
+def is_network_error(err):
+    """True for what a failed download raises: urllib, socket, SSL and timeout errors, and Keras'
+    ``get_file``, which re-raises those as a bare ``Exception("URL fetch failure on ...")``."""
+    if isinstance(err, (urllib.error.URLError, OSError, TimeoutError)):
+        return True
+    return type(err) is Exception and str(err).startswith("URL fetch failure")
 
 
 def cache_root():
@@ -29,31 +38,51 @@ def sha256sum(path, chunk=1 << 20):
 
 
 def download(url, dest, sha256=None, manual_hint="", timeout=30):
-    """Fetch ``url`` to ``dest`` once (kept if present and valid); returns ``dest``.
+    """Fetch ``url`` to ``dest`` once (kept if present and, given ``sha256``, matching); returns it.
 
-    The file is written to ``dest.part`` and renamed only when complete (and, given ``sha256``,
-    verified), so an interrupted download is never mistaken for a finished one.
+    ``keras.utils.get_file`` fetches (with its progress bar) and, given ``sha256``, verifies. It
+    writes to ``dest.part``, renamed only when complete and verified, so a download killed part-way
+    is never mistaken for a finished one (``get_file`` itself would keep such a file as cached).
     """
+    sha256 = sha256.lower() if sha256 else None  # get_file compares hex digests as strings
     if os.path.exists(dest) and (sha256 is None or sha256sum(dest) == sha256):
         return dest
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(folder, exist_ok=True)
     part = f"{dest}.part"
+    options = {"file_hash": sha256, "hash_algorithm": "sha256"} if sha256 else {}
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # get_file takes no timeout; a stalled server must not hang
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(dest)) as bar:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    out.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
-        if os.path.exists(part):
-            os.remove(part)
+        keras.utils.get_file(
+            os.path.basename(part),
+            url,
+            cache_dir=folder,
+            cache_subdir="",
+            force_download=True,
+            **options,
+        )
+    except ValueError as err:  # get_file's verdict on the hash; it leaves the file behind
+        got = sha256sum(part) if sha256 and os.path.exists(part) else None
+        _remove(part)
+        if got is None or got == sha256:
+            raise
+        message = f"{url}: checksum mismatch: sha256 {got}, expected {sha256}. {manual_hint}"
+        raise DownloadError(message.strip()) from err
+    except Exception as err:
+        _remove(part)
+        if not is_network_error(err):
+            raise
         raise DownloadError(f"could not download {url} ({err}). {manual_hint}".strip()) from err
-    if sha256 is not None and sha256sum(part) != sha256:
-        os.remove(part)
-        raise DownloadError(f"{url}: checksum mismatch (expected sha256 {sha256}). {manual_hint}")
+    finally:
+        socket.setdefaulttimeout(previous)
     os.replace(part, dest)
     return dest
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def extract_zip(path, dest_dir):

@@ -6,8 +6,10 @@ EXIF orientation is applied; an undecodable, truncated, zero-byte or non-image f
 warning that names it (or raises :class:`BadImageError` with ``strict=True``).
 """
 
+import io
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,5 +143,20 @@ def save_image(array, path, value_range=(-1.0, 1.0)):
     arr = array if np.asarray(array).dtype == np.uint8 else to_uint8(array, value_range)
     if arr.shape[-1] == 1:
         arr = arr[..., 0]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(arr).save(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Encoded in memory, then written under a temporary name and renamed: a crash or a full disk
+    # never leaves a half-written image under the final name.
+    buffer = io.BytesIO()
+    ext = os.path.splitext(path)[1].lower()
+    Image.fromarray(arr).save(buffer, format=Image.registered_extensions().get(ext, ext[1:]))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,7 +1,8 @@
-"""ISIC dermoscopy images (melanoma vs nevus) for the skin-lesion GANs, in [-1, 1].
+"""ISIC dermoscopy images (melanoma, nevus, other diagnoses) for the skin-lesion GANs, in [-1, 1].
 
-The report trained its GANs on ISIC Archive images, "preprocessed": duplicates and images with
-stickers removed (23,905 -> 23,345), resized to 32, 64 or 128 pixels. :func:`load_isic` reads any of
+The report trained its GANs on ISIC Archive images after preprocessing: "stickers minimised and
+duplicate data removed", 23,905 -> 23,345 images of all diagnoses (report 001, Sec. 3.1), resized to
+32, 64 or 128 pixels. It does not say how duplicates were found. :func:`load_isic` reads any of
 these layouts (images in the folder itself, in an ``images/`` sub-folder, or anywhere below it):
 
 * an ``isic-cli`` export (``isic image download DIR``): ``ISIC_xxxxxxx.JPG`` plus ``metadata.csv``
@@ -14,13 +15,14 @@ these layouts (images in the folder itself, in an ``images/`` sub-folder, or any
 * no CSV at all: one sub-folder per class (``melanoma/``, ``nevus/``), as ``ImageFolder`` reads it.
 
 Diagnoses map to ``melanoma``, ``nevus`` or ``other`` (:data:`DIAGNOSIS_MAP`, then keywords); the
-most specific column that names melanoma or nevus wins. Preprocessing follows the report: one image
-per ``lesion_id`` (HAM10000 and the archive photograph a lesion several times), no two images with
-the same decoded pixels, a centre crop to a square (lesions keep their shape; stretching would
-distort the asymmetry that marks a melanoma), bilinear resize, scaling to ``value_range``. The
-decoded uint8 arrays are cached in ``cache_root()/cache/isic_<key>.npz``, keyed by the folder,
-size, classes and the file list with sizes and mtimes, so a second run starts at once and an edited
-folder is re-read.
+most specific column that names melanoma or nevus wins. ``classes="all"`` keeps every diagnosis.
+Duplicates (``dedup``; not stated in the report; our choice): ``"lesion"`` (default) keeps one image
+per ``lesion_id`` (HAM10000 and the archive photograph a lesion several times) and no two images
+with the same decoded pixels; ``"pixels"`` drops identical pixels only; ``"none"`` keeps all. Then a
+centre crop to a square (stretching would distort the asymmetry that marks a melanoma), bilinear
+resize, scaling to ``value_range``. The decoded uint8 arrays are cached in
+``cache_root()/cache/isic_<key>.npz``, keyed by the folder, size, classes, dedup and the file list
+with sizes and mtimes, so a second run starts at once and an edited folder is re-read.
 
 Without data, :func:`load_isic` reads the drawn offline sample and :func:`resolve_isic` can fetch the
 archive through ``isic-cli`` (both in :mod:`data_loaders.isic_sources`).
@@ -51,40 +53,25 @@ from keras_gans.errors import ConfigError
 log = logging.getLogger(__name__)
 
 CLASSES = ("melanoma", "nevus")
+ALL_CLASSES = (*CLASSES, "other")  # ``classes="all"``: every diagnosis, as the report's GANs
+DEDUP = ("lesion", "pixels", "none")
 CACHE_VERSION = 1
 
 # Diagnosis strings of ISIC (archive v2 ``diagnosis_1..5``, older ``diagnosis``), HAM10000 / ISIC
 # 2018 (``dx``) and ISIC 2019 (one-hot columns), lower-cased; anything else goes by keywords.
+# fmt: off
 MELANOMA_NAMES = (
-    "mel",
-    "melanoma",
-    "melanoma invasive",
-    "melanoma in situ",
-    "melanoma, nos",
-    "melanoma metastasis",
-    "malignant melanocytic proliferations (melanoma)",
+    "mel", "melanoma", "melanoma invasive", "melanoma in situ", "melanoma, nos",
+    "melanoma metastasis", "malignant melanocytic proliferations (melanoma)",
 )
 NEVUS_NAMES = ("nv", "nevus", "naevus", "melanocytic nevus", "nevi")
 OTHER_NAMES = (
-    "bcc",
-    "basal cell carcinoma",
-    "bkl",
-    "pigmented benign keratosis",
-    "seborrheic keratosis",
-    "solar lentigo",
-    "lichenoid keratosis",
-    "akiec",
-    "ak",
-    "actinic keratosis",
-    "scc",
-    "squamous cell carcinoma",
-    "df",
-    "dermatofibroma",
-    "vasc",
-    "vascular lesion",
-    "benign",
+    "bcc", "basal cell carcinoma", "bkl", "pigmented benign keratosis", "seborrheic keratosis",
+    "solar lentigo", "lichenoid keratosis", "akiec", "ak", "actinic keratosis", "scc",
+    "squamous cell carcinoma", "df", "dermatofibroma", "vasc", "vascular lesion", "benign",
     "malignant",
 )
+# fmt: on
 DIAGNOSIS_MAP = {
     **dict.fromkeys(MELANOMA_NAMES, "melanoma"),
     **dict.fromkeys(NEVUS_NAMES, "nevus"),
@@ -93,17 +80,12 @@ DIAGNOSIS_MAP = {
 UNKNOWN = {"", "unk", "unknown", "nan", "none", "na", "n/a", "indeterminate", "0", "0.0"}
 ID_COLUMNS = ("isic_id", "image_id", "image", "image_name", "id", "filename", "file")
 # From the most to the least specific; "label" / "class" cover hand-made CSVs.
+# fmt: off
 DIAGNOSIS_COLUMNS = (
-    "dx",
-    "diagnosis",
-    "diagnosis_5",
-    "diagnosis_4",
-    "diagnosis_3",
-    "diagnosis_2",
-    "diagnosis_1",
-    "label",
-    "class",
+    "dx", "diagnosis", "diagnosis_5", "diagnosis_4", "diagnosis_3", "diagnosis_2", "diagnosis_1",
+    "label", "class",
 )
+# fmt: on
 METADATA_FILES = ("HAM10000_metadata.csv", "HAM10000_metadata", "metadata.csv", "labels.csv")
 
 
@@ -119,6 +101,17 @@ def map_diagnosis(value):
     if "nevus" in key or "naevus" in key or "nevi" in key:
         return "nevus"
     return "other"
+
+
+def parse_classes(value):
+    """``"all"`` -> :data:`ALL_CLASSES`; ``"melanoma,nevus"`` (or a sequence) -> that tuple."""
+    if isinstance(value, str):
+        value = ALL_CLASSES if value.strip() == "all" else value.split(",")
+    classes = tuple(c.strip() for c in value if c.strip())
+    unknown = [c for c in classes if c not in ALL_CLASSES]
+    if unknown or not classes or len(set(classes)) != len(classes):
+        raise ConfigError(f"--classes {value!r}: 'all' or distinct names from {ALL_CLASSES}")
+    return classes
 
 
 @dataclass
@@ -242,8 +235,9 @@ def _decode(path, size, center_crop):
     return np.asarray(img, dtype=np.uint8), digest
 
 
-def _cache_key(root, meta_path, paths, size, classes, center_crop):
-    digest = hashlib.sha1(f"v{CACHE_VERSION}|{root}|{size}|{classes}|{center_crop}".encode())
+def _cache_key(root, meta_path, paths, size, classes, center_crop, dedup):
+    key = f"v{CACHE_VERSION}|{root}|{size}|{classes}|{center_crop}|{dedup}"
+    digest = hashlib.sha1(key.encode())
     for p in [meta_path, *paths] if meta_path else paths:
         st = os.stat(p)
         digest.update(f"|{os.path.relpath(p, root)}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -258,7 +252,7 @@ def _save_npz(path, **arrays):
     os.replace(tmp, path)
 
 
-def _decode_all(records, size, center_crop, strict, report, workers):
+def _decode_all(records, size, center_crop, strict, report, workers, pixels_dedup=True):
     """Decode ``records`` (id, label, lesion, path); drop pixel duplicates; skip bad files."""
 
     def work(record):
@@ -278,7 +272,7 @@ def _decode_all(records, size, center_crop, strict, report, workers):
             report.add(record[3], result)
             continue
         pixels, digest = result
-        if digest in seen:
+        if pixels_dedup and digest in seen:
             duplicates.append((record[0], seen[digest], "pixels"))
             continue
         seen[digest] = record[0]
@@ -297,17 +291,21 @@ def load_isic(
     cache=True,
     center_crop=True,
     workers=4,
+    dedup="lesion",
 ):
     """Read, deduplicate, resize and scale an ISIC folder; ``data_dir=None`` is the built-in sample.
 
-    ``classes`` picks and orders the classes (``labels`` index into it; ``"other"`` may be one).
+    ``classes`` picks and orders the classes (``labels`` index into it; ``"other"`` may be one;
+    ``"all"``: :data:`ALL_CLASSES`). ``dedup``: ``"lesion"``, ``"pixels"`` or ``"none"``.
     Unreadable images are skipped with a warning naming them (recorded in ``report``), or raise
     :class:`BadImageError` with ``strict``. See the module docstring for layouts and preprocessing.
     """
-    classes = tuple(classes)
-    unknown = [c for c in classes if c not in (*CLASSES, "other")]
+    classes = ALL_CLASSES if classes == "all" else tuple(classes)
+    unknown = [c for c in classes if c not in ALL_CLASSES]
     if unknown:
         raise ValueError(f"unknown class(es) {unknown}: choose from melanoma, nevus, other")
+    if dedup not in DEDUP:
+        raise ConfigError(f"--dedup must be one of {', '.join(DEDUP)}, got {dedup!r}")
     report = report if report is not None else SkipReport()
     root = (
         os.path.abspath(os.path.expanduser(data_dir))
@@ -326,7 +324,7 @@ def load_isic(
         path = index.get(image_id)
         if path is None:
             missing.append(image_id)
-        elif lesion and lesion in lesions_seen:  # one image per lesion, the first by id
+        elif dedup == "lesion" and lesion and lesion in lesions_seen:  # the first by id
             duplicates.append((image_id, lesions_seen[lesion], "lesion"))
         else:
             if lesion:
@@ -341,7 +339,8 @@ def load_isic(
         )
     if not wanted:
         raise NoImagesError(f"{root}: no image of the classes {', '.join(classes)} was found")
-    key = _cache_key(root, meta_path, [w[3] for w in wanted], img_size, classes, center_crop)
+    paths = [w[3] for w in wanted]
+    key = _cache_key(root, meta_path, paths, img_size, classes, center_crop, dedup)
     cache_path = os.path.join(cache_root(), "cache", f"isic_{key}.npz")
     from_cache = cache and os.path.exists(cache_path)
     if from_cache:
@@ -357,7 +356,7 @@ def load_isic(
         log.info("ISIC: %d images from the cache %s", len(ids), cache_path)
     else:
         kept, arrays, pixel_dups, skipped = _decode_all(
-            wanted, img_size, center_crop, strict, report, workers
+            wanted, img_size, center_crop, strict, report, workers, dedup != "none"
         )
         if not arrays:
             raise NoImagesError(f"{root}: none of the {len(wanted)} image(s) could be decoded")

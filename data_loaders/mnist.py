@@ -32,7 +32,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from data_loaders.download import DownloadError
+from data_loaders.download import DownloadError, is_network_error
 from data_loaders.images import NoImagesError, SkipReport, list_images, load_images
 from keras_gans.errors import KerasGansError
 
@@ -166,7 +166,9 @@ def _read_keras():
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    except Exception as err:  # urllib, SSL and socket errors all mean "no internet"
+    except Exception as err:  # Keras raises a bare Exception for a failed download
+        if not is_network_error(err):
+            raise
         raise DownloadError(
             f"keras.datasets.mnist could not be downloaded ({err}). Offline, pass a folder with the "
             "IDX files, a mnist.npz, or digit sub-folders of PNGs, or leave the source unset to use "

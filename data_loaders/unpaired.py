@@ -42,8 +42,9 @@ BERKELEY_DATASETS = (
 SPLITS = ("trainA", "trainB", "testA", "testB")
 
 
-def resolve_dataset(dataset_name="sample", data_dir=None):
-    """The root folder of an unpaired dataset: ``data_dir`` as is, the sample, or a download."""
+def resolve_dataset(dataset_name="sample", data_dir=None, sha256=None):
+    """The root folder of an unpaired dataset: ``data_dir`` as is, the sample, or a download
+    (verified against ``sha256``, the zip archive's, when given)."""
     if data_dir is not None:
         data_dir = os.path.abspath(os.path.expanduser(data_dir))
         missing = [s for s in ("trainA", "trainB") if not os.path.isdir(os.path.join(data_dir, s))]
@@ -69,7 +70,10 @@ def resolve_dataset(dataset_name="sample", data_dir=None):
         f"unzip it so that {root}/trainA, trainB, testA and testB exist, or pass --data-dir DIR."
     )
     archive = dl.download(
-        url, os.path.join(dl.cache_root(), "downloads", f"{dataset_name}.zip"), manual_hint=hint
+        url,
+        os.path.join(dl.cache_root(), "downloads", f"{dataset_name}.zip"),
+        sha256=sha256,
+        manual_hint=hint,
     )
     parent = os.path.dirname(root)
     dl.extract_zip(archive, parent)  # the archive's top folder is the dataset name

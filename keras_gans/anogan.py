@@ -25,8 +25,11 @@ the paper leaves open, and changes:
 * the whole batch of query images is searched at once, one z row per image; the loss is summed over
   the batch, so each row's gradient is its own image's gradient and images never interact (a batch
   mean would only rescale it; Adam is per coordinate). The last chunk is padded, not retraced;
-* z starts from the DCGAN's prior N(0, 1) (the paper samples its U(-1, 1) prior); Adam's learning
-  rate is our choice, 0.01 (500 steps of at most about 0.01 let each coordinate travel a few units);
+* z ~ N(0, 1) by default (our choice), in training and search alike; ``--z-prior uniform``
+  (U(-1, 1); the fourth report: z is drawn "from P_z, a uniform distribution") trains the DCGAN on
+  it and starts the search from it; ``score`` reads the prior from the run's ``summary.json``.
+  Adam's learning rate is our choice, 0.01 (500 steps of at most about 0.01 let each coordinate
+  travel a few units);
 * score, reconstruction and map are all taken at z_Gamma (the loss is evaluated once more after the
   last update; tkwoo reports the loss before it);
 * the default feature layer f is the deepest convolutional activation of D (the last LeakyReLU with
@@ -57,10 +60,12 @@ from keras_gans.experiments.anogan_eval import (
     class_index,
     evaluate_and_write,
     evaluation_splits,
+    load_pair,
     load_splits,
+    run_models,
     score_folder,
+    trained_prior,
 )
-from keras_gans.saving import ModelFileError, load_model
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,8 @@ LAMBDA = 0.1  # paper
 ITERATIONS = 500  # paper: Gamma = 500
 LEARNING_RATE = 0.01  # Adam on z; not given in the paper
 SEARCH_BATCH = 64  # images searched together
+SCORE_DIR = os.path.join("output", "anogan", "score")  # score's reports, given --model
+Z_PRIORS = ("normal", "uniform")
 
 
 def default_feature_layer(discriminator):
@@ -94,12 +101,31 @@ def default_feature_layer(discriminator):
 
 
 class NormalDCGAN(DCGAN):
-    """The DCGAN of :mod:`keras_gans.dcgan`, trained on normal images only; tkwoo's run length."""
+    """:mod:`keras_gans.dcgan`'s DCGAN on normal images only, tkwoo's run length; z is drawn from
+    ``z_prior`` (``"normal"``: N(0, 1), ``"uniform"``: U(-1, 1)), which :class:`AnoGAN` must share."""
 
     name = "anogan"
     default_epochs = EPOCHS
     default_batch_size = BATCH_SIZE
     default_sample_interval = SAMPLE_INTERVAL
+
+    def __init__(self, *args, z_prior="normal", **kwargs):
+        self.z_prior = _check_prior(z_prior)
+        super().__init__(*args, **kwargs)
+
+    def noise(self, n, *key):
+        if self.z_prior == "uniform":
+            return self.rng(*key).uniform(-1.0, 1.0, (n, self.latent_dim)).astype(np.float32)
+        return super().noise(n, *key)
+
+    def config(self):
+        return {**super().config(), "z_prior": self.z_prior}
+
+
+def _check_prior(z_prior):
+    if z_prior not in Z_PRIORS:
+        raise ConfigError(f"--z-prior must be 'normal' or 'uniform', got {z_prior!r}")
+    return z_prior
 
 
 class AnoGAN:
@@ -114,7 +140,7 @@ class AnoGAN:
         iterations: Adam steps on z per image (the paper's Gamma = 500).
         learning_rate: Adam's learning rate for z.
         batch_size: images searched together (one z row each; images do not interact).
-        z_prior: ``"normal"`` (N(0, 1), the DCGAN's prior) or ``"uniform"`` (U(-1, 1), the paper's).
+        z_prior: ``"normal"`` (N(0, 1)) or ``"uniform"`` (U(-1, 1)): the prior G was trained on.
         jit: compile the search step with XLA.
     """
 
@@ -134,8 +160,7 @@ class AnoGAN:
             raise ConfigError(f"--lambda (lambda_) must lie in [0, 1], got {lambda_}")
         if iterations < 1 or batch_size < 1:
             raise ConfigError("--iterations and the search batch size must be >= 1")
-        if z_prior not in ("normal", "uniform"):
-            raise ConfigError(f"--z-prior must be 'normal' or 'uniform', got {z_prior!r}")
+        _check_prior(z_prior)
         self.generator = generator
         self.discriminator = discriminator
         self.feature_layer = feature_layer or default_feature_layer(discriminator)
@@ -260,30 +285,6 @@ class AnoGAN:
         return out
 
 
-# --- saved models ---------------------------------------------------------------------------------
-def _find_model(folder, stem):
-    for ext in (".keras", ".h5"):
-        if os.path.isfile(os.path.join(folder, stem + ext)):
-            return os.path.join(folder, stem + ext)
-    raise ModelFileError(f"no {stem}.keras or .h5 in {folder}")
-
-
-def load_pair(model, discriminator=None):
-    """``(generator, discriminator)`` from a models folder, or a generator file and a D file.
-
-    ``model``: a folder holding ``generator`` and ``discriminator`` (``.keras`` or ``.h5``, as
-    :class:`keras_gans.dcgan.DCGAN` saves them) or a generator file; ``discriminator``: the D file
-    (default: ``discriminator`` beside the generator file, in the same format if there is one).
-    """
-    folder = model if os.path.isdir(model) else os.path.dirname(os.path.abspath(model))
-    g_path = _find_model(model, "generator") if os.path.isdir(model) else model
-    if discriminator is None:
-        same = os.path.join(folder, "discriminator" + os.path.splitext(g_path)[1])
-        discriminator = same if os.path.isfile(same) else _find_model(folder, "discriminator")
-    log.info("generator %s, discriminator %s", g_path, discriminator)
-    return load_model(g_path), load_model(discriminator)
-
-
 # --- command line -----------------------------------------------------------------------------------
 def _search_args(parser):
     add = parser.add_argument
@@ -298,7 +299,7 @@ def _search_args(parser):
     add("--lambda", dest="lambda_", type=float, default=LAMBDA, help="weight of L_D, in [0, 1]")
     add("--learning-rate", type=cli.positive_float, default=LEARNING_RATE, help="Adam on z")
     add("--feature-layer", default=None, help="D layer f (none: the last conv activation)")
-    add("--z-prior", default="normal", choices=("normal", "uniform"), help="z's starting draw")
+    add("--z-prior", default=None, choices=Z_PRIORS, help="z of G and search (none: the run's)")
     add("--eval-per-class", type=cli.positive_int, default=EVAL_PER_CLASS, help="held-out images")
     add("--threshold-rule", default="f1", choices=THRESHOLD_RULES, help="chosen on validation")
 
@@ -319,29 +320,27 @@ def _train_args(parser):
 def _score_args(parser):
     _search_args(parser)
     add = parser.add_argument
-    add("--model", required=True, help="a models folder, or a generator .h5 / .keras")
+    add(
+        "--model", default=None, help="a models folder or a generator file (none: see --output-dir)"
+    )
     add("--discriminator", default=None, help="the D file (none: beside --model)")
     add("--input", default=None, help="score this folder of unlabelled images instead")
     add("--threshold", type=float, default=None, help="with --input: flag scores >= this")
-    add("--output-dir", default=os.path.join("output", "anogan", "score"), help="report folder")
+    add(
+        "--output-dir",
+        default=None,
+        help="report folder; without --model also the train run's folder, whose models/ is scored "
+        f"(none: train's default folder, or {SCORE_DIR} with --model)",
+    )
     add("--batch-size", type=cli.positive_int, default=SEARCH_BATCH, help="images searched at once")
-    add("--seed", type=int, default=None, help="seeds the held-out draw and the z draws")
+    add("--seed", type=cli.seed, default=None, help="seeds the held-out draw and the z draws")
     add("--strict", action="store_true", help="fail on an unreadable image")
     add("--jit", action="store_true", help="compile the search step with XLA")
 
 
-def _anogan(args, generator, discriminator, batch_size):
-    return AnoGAN(
-        generator,
-        discriminator,
-        feature_layer=args.feature_layer,
-        lambda_=args.lambda_,
-        iterations=args.iterations,
-        learning_rate=args.learning_rate,
-        batch_size=batch_size,
-        z_prior=args.z_prior,
-        jit=args.jit,
-    )
+def _anogan(args, generator, discriminator, batch_size, z_prior):
+    options = (args.feature_layer, args.lambda_, args.iterations, args.learning_rate, batch_size)
+    return AnoGAN(generator, discriminator, *options, z_prior=z_prior, jit=args.jit)
 
 
 def _print(report):
@@ -351,7 +350,16 @@ def _print(report):
         f"threshold {report['threshold']:.4g} ({report['threshold_rule']}): "
         f"precision {t['precision']:.3f}, recall {t['recall']:.3f} on test"
     )
+    check = t.get("prediction_check") or {}
+    if check.get("degenerate"):
+        side = ("normal", "anomalous")[check["class"]]
+        print(f"WARNING: {check['share']:.0%} of the test images are called {side}: degenerate")
     return report
+
+
+def _run_dir(data_dir, class_name):
+    name = os.path.basename(os.path.normpath(data_dir)) if data_dir else "digits"
+    return os.path.join("output", "anogan", f"{name}_{class_name}")
 
 
 def _train(args):
@@ -361,25 +369,18 @@ def _train(args):
     x_train = x[y == normal]
     log.info("%d normal training images (class %s)", len(x_train), classes[normal])
     runtime = cli.runtime_kwargs(args)
-    name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "digits"
-    runtime["output_dir"] = args.output_dir or os.path.join(
-        "output", "anogan", f"{name}_{classes[normal]}"
-    )
-    gan = NormalDCGAN(images=x_train, latent_dim=args.latent_dim, gf=args.gf, df=args.df, **runtime)
+    runtime["output_dir"] = args.output_dir or _run_dir(args.data_dir, classes[normal])
+    sizes = {"latent_dim": args.latent_dim, "gf": args.gf, "df": args.df}
+    z_prior = args.z_prior or "normal"
+    gan = NormalDCGAN(images=x_train, z_prior=z_prior, **sizes, **runtime)
     cli.train(gan, args)
     if args.no_score or not gan.is_chief:  # the search runs once, on the chief
         return gan
     summary = reports.read_json(os.path.join(gan.output_dir, "summary.json"))
     gan_info = {k: summary.get(k) for k in ("steps", "epochs", "seconds", "batch_size")}
-    gan_info.update(
-        training_images=len(x_train),
-        img_size=args.img_size,
-        latent_dim=args.latent_dim,
-        gf=args.gf,
-        df=args.df,
-    )
+    gan_info.update(training_images=len(x_train), img_size=args.img_size, z_prior=z_prior, **sizes)
     splits = evaluation_splits(*test, normal, args.eval_per_class, args.seed)
-    anogan = _anogan(args, gan.generator, gan.discriminator, args.search_batch_size)
+    anogan = _anogan(args, gan.generator, gan.discriminator, args.search_batch_size, z_prior)
     extra = {"source": args.data_dir or "scikit-learn digits", "gan": gan_info}
     rule, out = args.threshold_rule, gan.output_dir
     return _print(evaluate_and_write(anogan, splits, classes, normal, out, args.seed, rule, extra))
@@ -387,16 +388,22 @@ def _train(args):
 
 def _score(args):
     """A saved G / D pair on the labelled held-out set, or on the ``--input`` images."""
-    generator, discriminator = load_pair(args.model, args.discriminator)
-    anogan = _anogan(args, generator, discriminator, args.batch_size)
-    out = args.output_dir
+    out = args.output_dir or (
+        SCORE_DIR if args.model else _run_dir(args.data_dir, args.normal_class)
+    )
+    model = args.model or run_models(out)
+    generator, discriminator = load_pair(model, args.discriminator)
+    trained = trained_prior(model)
+    if args.z_prior and args.z_prior != trained:
+        log.warning("--z-prior %s, but G was trained on %s z", args.z_prior, trained)
+    anogan = _anogan(args, generator, discriminator, args.batch_size, args.z_prior or trained)
     if args.input:
         return score_folder(anogan, args.input, out, args.seed, args.threshold, args.strict)
     size, channels = anogan.image_shape[0], anogan.image_shape[-1]
     _, test, classes = load_splits(args.data_dir, size, channels, args.strict)
     normal = class_index(args.normal_class, classes)
     splits = evaluation_splits(*test, normal, args.eval_per_class, args.seed)
-    extra = {"source": args.data_dir or "scikit-learn digits", "model": args.model}
+    extra = {"source": args.data_dir or "scikit-learn digits", "model": model}
     rule = args.threshold_rule
     return _print(evaluate_and_write(anogan, splits, classes, normal, out, args.seed, rule, extra))
 

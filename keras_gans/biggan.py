@@ -2,15 +2,17 @@
 
 Brock, Donahue and Simonyan, "Large Scale GAN Training for High Fidelity Natural Image Synthesis",
 ICLR 2019 (arXiv:1809.11096), as BigGAN-PyTorch (ajbrock, the authors' code) trains it at 128 px.
-The skin-lesion report trained a BigGAN (PyTorch, one 11 GB card, batch 16, width 64) on ISIC images
-to make shareable synthetic melanomas and nevi. The networks are in :mod:`keras_gans.biggan_networks`.
+The skin-lesion report trained a BigGAN at 128x128 on one GPU 2080ti, batch 16 at most, for a
+million steps (12 days), with melanoma and nevus as classes (report 001, Sec. 3.4); PyTorch and
+width 64 are its repository's (s-seo/SNU-GAN-project), not stated in the report. The networks are
+in :mod:`keras_gans.biggan_networks`.
 
 Reproduced: the hinge loss; Adam(beta_1=0, beta_2=0.999, eps=1e-6) with G 1e-4 and D 4e-4, one D
 step per G step (BigGAN-PyTorch's launch script); an EMA of G's weights (decay 0.9999, copied
 outright before ``ema_start``) used for every sample; the truncation trick. Deviations and choices:
 
-* width ``ch`` = 32 by default (the report: 64); no orthogonal regularisation (BigGAN-PyTorch's
-  launch script turns it off too), no "standing statistics".
+* width ``ch`` = 32 by default (the report's repository: 64); no orthogonal regularisation
+  (BigGAN-PyTorch's launch script turns it off too), no "standing statistics".
 * The D step is one ``train_on_batch`` on ``[real; fake]`` with targets +1 / -1 (one update on the
   sum of both hinge terms, as BigGAN-PyTorch does); the G step trains ``combined`` (G -> frozen D).
 * G makes the D step's fakes in training mode (batch statistics, as BigGAN-PyTorch's G stays in
@@ -50,7 +52,7 @@ from keras_gans.losses import d_hinge_fake, d_hinge_loss, d_hinge_real, g_hinge_
 from keras_gans.saving import load_model
 from keras_gans.training import GANTrainer
 
-# The report's / BigGAN-PyTorch's training settings (the architecture's: keras_gans.biggan_networks).
+# BigGAN-PyTorch's training settings (the report states batch 16; networks: biggan_networks).
 CLASS_NAMES = ("melanoma", "nevus")
 G_LR = 1e-4
 D_LR = 4e-4
@@ -60,7 +62,7 @@ ADAM_EPSILON = 1e-6
 EMA_DECAY = 0.9999
 EMA_START = 20_000
 BATCH_SIZE = 16
-EPOCHS = 800  # the report: about 1M steps of batch 16 on ~16k training images
+EPOCHS = 800  # the report: a million steps; at batch 16 on ~16k melanoma / nevus images, ~800
 SAMPLE_EPOCHS = 2  # on the built-in sample
 SAMPLE_INTERVAL = 500
 GRID_ROWS, GRID_COLS = 2, 8  # per class in each sample grid
@@ -93,7 +95,9 @@ class BigGAN(GANTrainer):
         img_size: 16, 32, 64 or 128 (the report: 128).
         ch: width multiplier of G and D.
         latent_dim: size of z (split into one chunk per G block plus one).
-        num_classes, class_names: the classes (``labels`` index ``class_names``).
+        num_classes, class_names: the classes (``labels`` index ``class_names``); the report
+            "split melanoma and nevus" (report 001, Sec. 3.4), the default; ``("melanoma",
+            "nevus", "other")`` (``--classes all``) also learns every other diagnosis.
         shared_dim: size of the shared class embedding.
         attention_res: resolution of the self-attention block in G and D (None: no attention).
         g_lr, d_lr: Adam learning rates.
@@ -101,6 +105,7 @@ class BigGAN(GANTrainer):
             ``decay * g_ema + (1 - decay) * g`` after every later G step.
         truncation, truncation_mode: the truncation trick for the sample grids (see
             :func:`sample_latent`); training noise is never truncated.
+        dedup: duplicates dropped when ISIC is read (:func:`data_loaders.isic.load_isic`).
         output_dir, seed, **runtime: see :class:`keras_gans.training.GANTrainer`.
     """
 
@@ -134,6 +139,7 @@ class BigGAN(GANTrainer):
         truncation_mode="resample",
         output_dir=None,
         seed=None,
+        dedup="lesion",
         **runtime,
     ):
         n_blocks(img_size)
@@ -145,7 +151,7 @@ class BigGAN(GANTrainer):
         self.attention_res, self.g_lr, self.d_lr = attention_res, g_lr, d_lr
         self.ema_decay, self.ema_start = float(ema_decay), int(ema_start)
         self.truncation, self.truncation_mode = truncation, truncation_mode
-        self.data_dir, self._data = data_dir, None
+        self.data_dir, self._data, self.dedup = data_dir, None, dedup
         if images is not None:
             self._data = self._check_data(images, labels)
         self.setup_runtime(output_dir or os.path.join("output", "biggan"), seed=seed, **runtime)
@@ -170,9 +176,8 @@ class BigGAN(GANTrainer):
         """``(images, labels, root)``; ISIC (or the sample) is read on first use."""
         if self._data is None:
             report = SkipReport(self.skipped_files)
-            data = load_isic(
-                self.data_dir, self.img_size, self.class_names, strict=self.strict, report=report
-            )
+            options = dict(strict=self.strict, report=report, dedup=self.dedup)
+            data = load_isic(self.data_dir, self.img_size, self.class_names, **options)
             self._data = data.images, data.labels.astype(np.int32), data.root
         return self._data
 
@@ -323,6 +328,7 @@ def generate_files(
 ):
     """Write ``n`` images per class into ``output_dir/<class>/``; returns ``{class: [paths]}``."""
     generator = load_model(model_path)
+    sampling.check_generator(generator, model_path, conditional=True)
     classes = tuple(classes) if classes else model_classes(generator, model_path)
     written = {}
     for i, name in enumerate(classes):
@@ -343,11 +349,12 @@ def _train_args(parser):
     add = parser.add_argument
     add("--dataset", default="sample", choices=("sample", "isic"), help="isic: via isic-cli")
     add("--data-dir", default=None, help="an ISIC folder (see data_loaders.isic)")
+    cli.add_isic_args(parser)
     add("--img-size", type=cli.positive_int, default=IMG_SIZE, help="16, 32, 64 or 128")
-    add("--ch", type=cli.positive_int, default=CH, help="width multiplier (report: 64)")
+    add("--ch", type=cli.positive_int, default=CH, help="width multiplier (report's repo: 64)")
     add("--latent-dim", type=cli.positive_int, default=LATENT_DIM, help="size of z")
     add("--attention-res", type=cli.non_negative_int, default=ATTENTION_RES, help="0: none")
-    add("--ema-decay", type=float, default=EMA_DECAY, help="EMA decay of g_ema")
+    add("--ema-decay", type=cli.fraction, default=EMA_DECAY, help="EMA decay of g_ema")
     add("--ema-start", type=cli.non_negative_int, default=EMA_START, help="steps G is copied")
     _truncation_args(parser)
     cli.add_training_args(parser, BigGAN)
@@ -368,6 +375,9 @@ def _train(args):
         ema_start=args.ema_start,
         truncation=args.truncation,
         truncation_mode=args.truncation_mode,
+        num_classes=len(args.classes),
+        class_names=args.classes,
+        dedup=args.dedup,
         **cli.runtime_kwargs(args),
     )
     return cli.train(gan, args)
@@ -379,7 +389,7 @@ def _generate_args(parser):
     add("--n", type=cli.positive_int, required=True, help="images per class")
     add("--output", required=True, help="folder; one sub-folder per class")
     _truncation_args(parser)
-    add("--seed", type=int, default=0, help="noise seed")
+    add("--seed", type=cli.seed, default=0, help="noise seed")
     add("--classes", default=None, help="comma-separated names (none: classes.json beside it)")
 
 

@@ -28,7 +28,7 @@ from keras_gans.layers import (
     SpectralNorm,
 )
 
-# BigGAN-PyTorch's 128 px settings (the report's, except ch: it used 64 on an 11 GB card).
+# BigGAN-PyTorch's 128 px settings (not stated in the report, which gives 128 px; its repo: ch 64).
 IMG_SIZE = 128
 CH = 32
 LATENT_DIM = 120  # hierarchical: 6 chunks of 20 at 128 px

@@ -10,7 +10,7 @@ The label is embedded: in G the embedding is concatenated to z (keras-io ``condi
 with a one-hot label) and, through a Dense layer, is a channel of the first feature map; in D it is a
 channel of the input image (keras-io) and a projection term ``<embed(y), h>`` on D's features
 (Miyato and Koyama, arXiv:1802.05637). With ``n_classes=None`` the same builders make a plain DCGAN
-(the MNIST study trains one on the rare digit alone, as the report did).
+(the MNIST study trains one on the rare digit alone: our reading of the report, which does not say).
 
 Deviations: the fakes of a D step are conditioned on the real batch's labels and the G step reuses
 them (keras-io), so D cannot spot fakes by label frequency (Keras-GAN draws uniform labels, which on
@@ -323,12 +323,16 @@ def digit_list(text):
         raise argparse.ArgumentTypeError(f"expected digits such as 1,2,3, got {text!r}") from None
 
 
-def load_data(dataset, data_dir=None, img_size=None, digits=None, strict=False, report=None):
+def load_data(
+    dataset, data_dir=None, img_size=None, digits=None, strict=False, report=None, **isic
+):
     """``(images, labels, class names)`` of ``--dataset``: MNIST ``digits`` (default all ten;
-    labels index ``digits``) or ISIC melanoma / nevus (the built-in sample without ``data_dir``)."""
+    labels index ``digits``) or ISIC (the built-in sample without ``data_dir``; ``isic``:
+    ``classes``, default melanoma / nevus, and ``dedup`` of :func:`data_loaders.isic.load_isic`)."""
     img_size = img_size or IMG_SIZES[dataset]
     if dataset == "isic":
-        data = load_isic(data_dir, img_size, ISIC_CLASSES, strict=strict, report=report)
+        classes = isic.pop("classes", None) or ISIC_CLASSES
+        data = load_isic(data_dir, img_size, classes, strict=strict, report=report, **isic)
         return data.images, data.labels, list(data.class_names)
     if dataset != "mnist":
         raise ConfigError(f"--dataset must be 'mnist' or 'isic', got {dataset!r}")
@@ -352,6 +356,7 @@ def _train_args(parser):
         "digits, offline); isic: an ISIC folder (none: the built-in sample)",
     )
     add("--digits", type=digit_list, default=None, help="mnist: digits to learn, e.g. 1,2,3")
+    cli.add_isic_args(parser)
     add("--img-size", type=cli.positive_int, default=None, help="a multiple of 4 (default 28/32)")
     add("--unconditional", action="store_true", help="a plain DCGAN: no label")
     add("--balanced-batches", action="store_true", help="class-balanced real batches")
@@ -364,8 +369,9 @@ def _train_args(parser):
 
 def _train(args):
     report = SkipReport()
+    isic = {"classes": args.classes, "dedup": args.dedup} if args.dataset == "isic" else {}
     images, labels, names = load_data(
-        args.dataset, args.data_dir, args.img_size, args.digits, args.strict, report
+        args.dataset, args.data_dir, args.img_size, args.digits, args.strict, report, **isic
     )
     runtime = cli.runtime_kwargs(args)
     runtime["output_dir"] = args.output_dir or os.path.join("output", "cgan", args.dataset)

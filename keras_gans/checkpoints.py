@@ -3,24 +3,29 @@
 :class:`Checkpointing` is a mixin of :class:`keras_gans.training.GANTrainer`. ``tf.train.CheckpointManager``
 replaces its index file only after the data is written, so a crash mid-write leaves the previous
 checkpoint as the latest; an unreadable newest checkpoint falls back to an older one; a folder
-written with other hyper-parameters (``config()``) is refused with the differences named; a NaN or
-Inf loss stops the run naming the step (or rolls back to the last checkpoint this run wrote).
+written with other hyper-parameters (``config()``) is refused with the differences named (one of
+other models without its ``state.json``, as one that does not fit); a full disk is one
+:class:`~keras_gans.errors.DiskFullError` naming the latest readable checkpoint; a NaN or Inf loss
+stops the run naming the step (or rolls back to the last checkpoint this run wrote).
 """
 
 import logging
 import math
 import os
+import shutil
 import tempfile
 
 import tensorflow as tf
 
 from keras_gans import reports
-from keras_gans.errors import CheckpointError, DivergenceError
+from keras_gans.errors import CheckpointError, DiskFullError, DivergenceError, is_disk_full
 
 log = logging.getLogger(__name__)
 
-# What a damaged checkpoint raises: TF's own errors, a bad proto, a short read (IndexError).
-_READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, OSError, IndexError)
+# What a damaged or missing checkpoint file raises: TF's own errors, a short read (IndexError).
+_READ_ERRORS = (tf.errors.OpError, OSError, IndexError)
+# What a readable checkpoint of other models raises: a shape (ValueError), an unmatched object.
+_MISMATCH_ERRORS = (ValueError, AssertionError)
 
 
 class Checkpointing:
@@ -55,7 +60,32 @@ class Checkpointing:
         return None if self._saved_checkpoint is None else self._saved_checkpoint[1]
 
     def save_checkpoint(self):
-        """A checkpoint of every model, optimizer and counter, then the models for reuse."""
+        """A checkpoint of every model, optimizer and counter, then the models for reuse.
+
+        A full disk raises :class:`DiskFullError` naming the checkpoint that is the latest readable
+        one (``tf.train.CheckpointManager`` records a checkpoint only once its files are written;
+        the models are written after it, each atomically).
+        """
+        try:
+            return self._save_checkpoint()
+        except (OSError, tf.errors.OpError) as err:
+            if not is_disk_full(err):
+                raise
+            # TensorFlow writes a checkpoint's data under "<prefix>_temp" first: give the space back.
+            shutil.rmtree(os.path.join(self.checkpoint_dir, f"ckpt-{self.step}_temp"), True)
+            latest = self._saved_checkpoint
+            kept = (
+                f"the latest readable checkpoint is {latest[0]} (step {latest[1]})"
+                if latest
+                else "no checkpoint was written yet"
+            )
+            raise DiskFullError(
+                f"no space left on the device writing the checkpoint and models of step "
+                f"{self.step} in {self.output_dir}; {kept}. Free some space and run the same "
+                "command again to resume"
+            ) from err
+
+    def _save_checkpoint(self):
         manager = self._checkpoint()
         self._counters.assign([self.step, self.epoch, self.batch_in_epoch])
         path = manager.save(checkpoint_number=self.step)
@@ -109,6 +139,12 @@ class Checkpointing:
         for candidate in reversed(paths):
             try:
                 manager.checkpoint.restore(candidate).assert_existing_objects_matched()
+            except _MISMATCH_ERRORS as err:
+                raise CheckpointError(
+                    f"the checkpoint {candidate} does not fit the models built here ({err}); it was "
+                    "written with other hyper-parameters or code: use another --output-dir, the "
+                    "same options, or --no-resume"
+                ) from err
             except _READ_ERRORS as err:
                 log.warning(
                     "checkpoint %s cannot be read (%s); trying an older one", candidate, err

@@ -22,7 +22,13 @@ Changed, and why:
 * class weights: the report states 1:14 (the notebook stored 1:8); :func:`class_weights` computes
   them from the training split by default (scikit-learn's "balanced"), and ``"1:14"`` means
   majority : minority class weight, in the report's notation;
-* one seed drives the initial weights, the shuffling and the augmentation.
+* one seed drives the initial weights, the shuffling and the augmentation, and the same seed
+  gives the same run (augmented batches are mapped one at a time, see :func:`make_dataset`);
+* BatchNorm statistics: with ``bn_stats="auto"`` (the default) a training set that gives an epoch
+  fewer steps than momentum 0.99 averages over has its statistics recomputed on the training
+  images before each validation pass (:func:`recompute_bn_statistics`); at the report's size the
+  report's moving averages are kept. With moving averages from a few steps the CNN answered one
+  class for nearly every image (issue 22, ``benchmarks/lesion_degenerate.py``).
 """
 
 import math
@@ -42,7 +48,9 @@ DENSE = 512
 LEARNING_RATE = 1e-3
 BATCH_SIZE = 64
 EPOCHS = 50
-BN_MOMENTUM = 0.99  # Keras's default, as in the report; lower it when an epoch is a few steps
+BN_MOMENTUM = 0.99  # Keras's default, as in the report
+BN_STATS_CHOICES = ("auto", "recompute", "moving")
+BN_STATS = "auto"  # see resolve_bn_stats
 ES_PATIENCE = 10  # EarlyStopping on val_loss
 LR_MONITOR = "val_accuracy"
 LR_FACTOR, LR_PATIENCE, MIN_LR = 0.5, 2, 1e-5
@@ -60,6 +68,17 @@ def conv_block(x, filters, name, dropout=0.25, bn_momentum=BN_MOMENTUM):
     return layers.Dropout(dropout, name=f"{name}_dropout")(x)
 
 
+def check_img_size(img_size, filters=FILTERS):
+    """Refuse an image side too small for the CNN's unpadded conv + pool blocks."""
+    side = img_size
+    for _ in filters:
+        side = (side - 2) // 2
+    if side < 1:
+        raise ConfigError(
+            f"--img-size {img_size} is too small for {len(filters)} valid conv blocks"
+        )
+
+
 def build_classifier(
     img_size=IMG_SIZE,
     channels=3,
@@ -69,13 +88,7 @@ def build_classifier(
     bn_momentum=BN_MOMENTUM,
 ):
     """The report's CNN as a named functional model; inputs in [0, 1], softmax outputs."""
-    side = img_size
-    for _ in filters:
-        side = (side - 2) // 2
-    if side < 1:
-        raise ConfigError(
-            f"--img-size {img_size} is too small for {len(filters)} valid conv blocks"
-        )
+    check_img_size(img_size, filters)
     inputs = keras.Input((img_size, img_size, channels), name="image")
     x = inputs
     for i, f in enumerate(filters, start=1):
@@ -179,7 +192,27 @@ def make_dataset(images, labels, n_classes, batch_size, weights=None, augment=No
             x = augment(x, training=True)
         return (x, *rest)
 
-    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Keras's random layers read, then advance, one seed state: parallel calls race for it and a
+    # seed would draw other augmentations on every run, so augmented batches map one at a time.
+    parallel = tf.data.AUTOTUNE if augment is None else None
+    return ds.map(prepare, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)
+
+
+def resolve_bn_stats(bn_stats, n_train, batch_size=BATCH_SIZE, bn_momentum=BN_MOMENTUM):
+    """``"auto"`` -> ``"recompute"`` when an epoch has fewer steps than the moving averages span
+    (``1 / (1 - momentum)``: 100 at 0.99), else ``"moving"``; other choices pass through.
+
+    At the report's size (about 15,000 training images, 240 steps of 64 an epoch) the moving
+    statistics have caught up by the end of the first epoch, as the report relied on; with a few
+    hundred images an epoch is a few steps and, after the early epoch that early stopping keeps,
+    they still hold mostly their initial 0 / 1 (``benchmarks/lesion_degenerate.py``).
+    """
+    if bn_stats not in BN_STATS_CHOICES:
+        raise ConfigError(f"--bn-stats {bn_stats!r}: choose from {', '.join(BN_STATS_CHOICES)}")
+    if bn_stats != "auto":
+        return bn_stats
+    steps = math.ceil(n_train / batch_size)
+    return "recompute" if steps * (1.0 - bn_momentum) < 1.0 else "moving"
 
 
 def train_classifier(
@@ -194,11 +227,16 @@ def train_classifier(
     learning_rate=LEARNING_RATE,
     bn_momentum=BN_MOMENTUM,
     verbose=0,
+    bn_stats=BN_STATS,
 ):
     """Train the report's CNN on ``train = (uint8 images, labels)``, select on ``val``.
 
+    ``bn_stats``: ``"recompute"`` sets the BatchNorm statistics from the (unaugmented) training
+    images before every validation pass (:class:`RecomputeBatchNorm`); ``"moving"`` keeps the
+    moving averages, as the report did; ``"auto"`` picks one by :func:`resolve_bn_stats`.
     Returns ``(model, history dict)``; the model holds the weights of the lowest ``val_loss``.
     """
+    bn_stats = resolve_bn_stats(bn_stats, len(train[1]), batch_size, bn_momentum)
     (x_train, y_train), (x_val, y_val) = train, val
     if len(y_val) == 0:
         raise ConfigError("the validation split is empty: add images or raise --val-fraction")
@@ -223,6 +261,8 @@ def train_classifier(
             LR_MONITOR, factor=LR_FACTOR, patience=LR_PATIENCE, min_lr=MIN_LR
         ),
     ]
+    if bn_stats == "recompute":
+        callbacks.insert(0, RecomputeBatchNorm(x_train, batch_size))
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -234,6 +274,47 @@ def train_classifier(
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
+def recompute_bn_statistics(model, images, batch_size=BATCH_SIZE):
+    """Set every BatchNormalization layer's moving mean and variance to the exact statistics of its
+    inputs over ``images`` (uint8), in inference mode, layer after layer.
+
+    With a few steps per epoch, momentum 0.99 leaves the moving statistics near their initial
+    0 / 1 when early stopping keeps an early epoch, and they lag behind the weights at any size.
+    Recomputed statistics belong to the weights that are kept, and, taken with dropout off, they
+    also remove the variance shift dropout causes between training and inference. Earlier layers
+    are recomputed first, because they feed the later ones. Returns the number of layers set.
+    """
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    for norm in norms:
+        probe = keras.Model(model.input, norm.input)
+        total, total_sq, count = 0.0, 0.0, 0
+        for i in range(0, len(images), batch_size):
+            x = np.asarray(probe(images[i : i + batch_size].astype(np.float32) / 255.0))
+            x = np.moveaxis(x, norm.axis, -1)
+            x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+            total, total_sq, count = total + x.sum(0), total_sq + (x * x).sum(0), count + len(x)
+        mean = total / count
+        norm.moving_mean.assign(mean.astype(np.float32))
+        norm.moving_variance.assign(np.maximum(total_sq / count - mean**2, 0.0).astype(np.float32))
+    return len(norms)
+
+
+class RecomputeBatchNorm(keras.callbacks.Callback):
+    """Recompute BatchNorm statistics on the training images before every validation pass.
+
+    ``fit`` calls ``on_test_begin`` before it scores the validation split, so ``val_loss`` (what
+    early stopping selects on), ``val_accuracy`` (what the learning rate follows) and the weights
+    early stopping keeps all use the statistics of the weights at that epoch.
+    """
+
+    def __init__(self, images, batch_size=BATCH_SIZE):
+        super().__init__()
+        self.images, self.batch_size = images, batch_size
+
+    def on_test_begin(self, logs=None):
+        recompute_bn_statistics(self.model, self.images, self.batch_size)
+
+
 def predict_proba(model, images, batch_size=BATCH_SIZE):
     """Class probabilities for uint8 images (inference mode, batch by batch, nothing traced)."""
     batches = [
@@ -241,3 +322,17 @@ def predict_proba(model, images, batch_size=BATCH_SIZE):
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate([np.asarray(b) for b in batches])
+
+
+def main(argv=None):
+    """``python -m keras_gans.classifier``: the lesion experiment, ``pipeline`` (the default: split,
+    GAN training, harness in one command), ``run`` and ``split`` (the step-by-step recipe)."""
+    from keras_gans import cli
+    from keras_gans.experiments import lesion_harness
+
+    commands = sorted(lesion_harness.COMMANDS, key=lambda c: c.name != "pipeline")
+    return cli.main("python -m keras_gans.classifier", lesion_harness.DESCRIPTION, commands, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,17 +8,27 @@ Each entry point lists its :class:`Command` objects and calls :func:`main`. The 
 * logging, and one shared tail for training (:func:`train`);
 * known failures (:class:`keras_gans.errors.KerasGansError`: a bad model file, a missing or empty
   data folder, missing Inception weights offline, a checkpoint that does not fit, divergence, a bad
-  option) as one line ``error: ...`` and exit code 2, without a traceback unless ``--debug``.
+  option, a full disk, an output folder in use) as one line ``error: ...`` and exit code 2, without
+  a traceback unless ``--debug``; a bad option too, as one line (:class:`Parser`);
+* a run stopped by SIGTERM / SIGINT after its checkpoint (:class:`keras_gans.errors.
+  TrainingInterrupted`): one line ``stopped: ...`` and exit code 143 / 130 (128 + the signal).
 """
 
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from keras_gans import distribute
-from keras_gans.errors import KerasGansError
+from keras_gans.errors import (
+    ConfigError,
+    DiskFullError,
+    KerasGansError,
+    TrainingInterrupted,
+    is_disk_full,
+)
 
 
 @dataclasses.dataclass
@@ -33,6 +43,14 @@ class Command:
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown; descriptions kept as written."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line naming the argument, exit code 2 (argparse's
+    own prints the whole usage first, which buries the line that matters)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _number(kind, allow_zero=False):
@@ -57,6 +75,23 @@ def _number(kind, allow_zero=False):
 positive_int = _number(int)
 positive_float = _number(float)
 non_negative_int = _number(int, allow_zero=True)
+non_negative_float = _number(float, allow_zero=True)
+seed = non_negative_int  # NumPy and Keras refuse negative seeds
+
+
+def fraction(text):
+    """An argparse type: a float in [0, 1) (Adam's beta_1, an EMA decay, a BatchNorm momentum)."""
+    value = _number(float, allow_zero=True)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def sha256(text):
+    """``--sha256``: a file's expected SHA-256, 64 hexadecimal digits."""
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError(f"expected 64 hexadecimal digits, got {text!r}")
+    return text.lower()
 
 
 def seeds(text):
@@ -64,10 +99,26 @@ def seeds(text):
     try:
         values = [int(s) for s in text.replace(",", " ").split()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seeds such as 0,1,2, got {text!r}") from None
+        values = [-1]
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected seeds such as 0,1,2, got {text!r}")
     if not values:
         raise argparse.ArgumentTypeError("expected at least one seed")
     return values
+
+
+def add_isic_args(parser):
+    """``--classes`` and ``--dedup`` of the ISIC GANs (:func:`data_loaders.isic.load_isic`)."""
+    from data_loaders.isic import DEDUP, parse_classes
+
+    add = parser.add_argument
+    add(
+        "--classes",
+        type=parse_classes,
+        default="melanoma,nevus",
+        help="ISIC diagnoses to learn: all (the report's) or names such as melanoma,nevus",
+    )
+    add("--dedup", default="lesion", choices=DEDUP, help="ISIC duplicates to drop (lesion: ids)")
 
 
 def add_training_args(parser, trainer_cls, epochs=None):
@@ -93,7 +144,7 @@ def add_training_args(parser, trainer_cls, epochs=None):
         default=trainer_cls.default_sample_interval,
         help="steps between sample grids (0 = only at the end)",
     )
-    add("--seed", type=int, default=None, help="seed for weights, data and noise")
+    add("--seed", type=seed, default=None, help="seed for weights, data and noise")
     add(
         "--strategy",
         default="auto",
@@ -107,6 +158,13 @@ def add_training_args(parser, trainer_cls, epochs=None):
         help="compute in float16 (GPU) or bfloat16; variables and outputs stay float32",
     )
     add("--jit", action="store_true", help="compile the train steps with XLA")
+    add(
+        "--run-eagerly",
+        action="store_true",
+        default=None,
+        help="run the train steps without tf.function: for a debugger, or a few steps of a tiny "
+        "model (tracing costs more); env KERAS_GANS_RUN_EAGERLY=1 does the same",
+    )
     add(
         "--accumulate",
         type=positive_int,
@@ -140,6 +198,14 @@ def add_training_args(parser, trainer_cls, epochs=None):
         default=None,
         help="features for FID/KID: 'inception' (ImageNet weights, see README) or MODEL.h5:LAYER",
     )
+    add(
+        "--init-from",
+        default=None,
+        metavar="DIR_OR_FILES",
+        help="start from saved models: a folder with NAME.h5|.keras (or a run folder) for every "
+        "model, or NAME=FILE[,NAME=FILE] for some; optimizers and step start fresh; a checkpoint "
+        "in --output-dir is resumed instead (unless --no-resume)",
+    )
     return parser
 
 
@@ -160,6 +226,8 @@ def runtime_kwargs(args):
         "deterministic",
         "eval_every",
         "eval_extractor",
+        "init_from",
+        "run_eagerly",
     )
     return {name: getattr(args, name) for name in names}
 
@@ -174,9 +242,17 @@ def train(trainer, args):
     return trainer
 
 
+def _check_early(args):
+    """What is cheap to check is checked before any data is read or model built."""
+    distribute.check_strategy(getattr(args, "strategy", None))
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir and data_dir != "keras" and not os.path.exists(data_dir):  # 'keras': MNIST's
+        raise ConfigError(f"--data-dir {data_dir}: no such folder or file")
+
+
 def main(prog, description, commands, argv=None):
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the chosen command; returns its result."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_Formatter)
+    parser = Parser(prog=prog, description=description, formatter_class=_Formatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     names = [c.name for c in commands]
     for command in commands:
@@ -200,10 +276,17 @@ def main(prog, description, commands, argv=None):
     if not args.verbose:
         logging.getLogger("absl").setLevel(logging.WARNING)
     try:
+        _check_early(args)
         return args._run(args)
-    except KerasGansError as err:
-        if args.debug:
+    except TrainingInterrupted as err:
+        print(f"stopped: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except (KerasGansError, OSError) as err:
+        known = isinstance(err, KerasGansError)
+        if args.debug or not (known or is_disk_full(err)):
             raise
+        if not known:  # a full disk outside a checkpoint: a log row, a grid, a report
+            err = DiskFullError(f"no space left on the device ({err}); free some space")
         message = " ".join(str(err).split())
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None

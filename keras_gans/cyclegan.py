@@ -1,14 +1,18 @@
 """CycleGAN for apple2orange at 128x128, the report's Keras-GAN code ported to Keras 3.
 
 Zhu, Park, Isola and Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
-Networks", ICCV 2017 (arXiv:1703.10593). The report ran Erik Linder-Norén's Keras-GAN ``CycleGAN``:
+Networks", ICCV 2017 (arXiv:1703.10593). The code the report shows (128x128 in [-1, 1], its
+``conv2d`` / ``deconv2d`` helpers, U-Net G, discriminator and ``train_on_batch`` loop with batch 1)
+matches Erik Linder-Norén's Keras-GAN ``CycleGAN`` (our identification; the report names no source):
 a U-Net generator with keras-contrib instance normalization, PatchGAN discriminators with an 8x8
 output at 128x128, least-squares adversarial losses, a ``combined`` model and ``train_on_batch`` loops.
 
 Code (vs. paper): ``g_AB`` = G: X -> Y, ``g_BA`` = F: Y -> X, ``d_A`` = D_X, ``d_B`` = D_Y.
 
-Faithful to the report: the architecture, ``norm="contrib"`` (scalar-affine instance norm over H, W
-and C), Adam(2e-4, 0.5), lambda_cycle = 10, lambda_id = 0.1 * lambda_cycle, the order of updates
+Faithful to the report's code and, where it shows none (Adam, the lambdas, the norm's module:
+not stated in the report), to Keras-GAN's: the architecture, ``norm="contrib"`` (scalar-affine
+instance norm over H, W and C), Adam(2e-4, 0.5), lambda_cycle = 10, lambda_id = 0.1 * lambda_cycle,
+the order of updates
 (D_X real, D_X fake, D_Y real, D_Y fake, then G and F through ``combined``), real and fake D batches
 in separate calls, no image pool, no learning-rate decay. Changed for Keras 3 and users:
 
@@ -30,15 +34,15 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from data_loaders.images import list_images, load_image, save_image
-from data_loaders.unpaired import ArrayLoader, DataLoader
+from data_loaders.images import NoImagesError, list_images, load_image, save_image
+from data_loaders.unpaired import ArrayLoader, DataLoader, resolve_dataset
 from keras_gans import cli
 from keras_gans.errors import ConfigError
 from keras_gans.layers import instance_norm_for
 from keras_gans.saving import load_model
 from keras_gans.training import GANTrainer
 
-# The report's hyper-parameters (Keras-GAN cyclegan.py).
+# Keras-GAN cyclegan.py's hyper-parameters (the report states the size, [-1, 1] and batch 1).
 IMG_SIZE = 128
 GF = 32  # generator filters in the first layer
 DF = 64  # discriminator filters in the first layer
@@ -317,7 +321,15 @@ class CycleGAN(GANTrainer):
 def translate_files(model_path, inputs, output_dir, batch_size=8):
     """Translate every image of ``inputs`` (a file or folder) with a saved generator; returns paths."""
     model = load_model(model_path)
+    shapes = [tuple(t.shape) for t in (*model.inputs, *model.outputs)]
+    if len(shapes) != 2 or len(shapes[0]) != 4 or shapes[0] != shapes[1]:
+        raise ConfigError(
+            f"{model_path} is not a CycleGAN generator: it maps {shapes[:-1]} to {shapes[-1]}, not "
+            "images to images of the same shape; a discriminator?"
+        )
     size = tuple(model.input_shape[1:3])
+    if not os.path.exists(inputs):
+        raise NoImagesError(f"--input {inputs}: no such image file or folder")
     paths = list_images(inputs) if os.path.isdir(inputs) else [inputs]
     written = []
     for start in range(0, len(paths), batch_size):
@@ -335,11 +347,22 @@ def _train_args(parser):
     add = parser.add_argument
     add("--dataset", default="sample", help="'sample' (offline) or a Berkeley name")
     add("--data-dir", default=None, help="folder with trainA, trainB, testA, testB")
+    add("--sha256", type=cli.sha256, default=None, help="check the --dataset zip if downloaded")
     add("--img-size", type=cli.positive_int, default=IMG_SIZE, help="a multiple of 16")
     add("--gf", type=cli.positive_int, default=GF, help="generator filters")
     add("--df", type=cli.positive_int, default=DF, help="discriminator filters")
-    add("--lambda-cycle", type=float, default=LAMBDA_CYCLE, help="cycle-consistency weight")
-    add("--lambda-id", type=float, default=None, help="identity weight (none: 0.1 * lambda-cycle)")
+    add(
+        "--lambda-cycle",
+        type=cli.non_negative_float,
+        default=LAMBDA_CYCLE,
+        help="cycle-consistency weight",
+    )
+    add(
+        "--lambda-id",
+        type=cli.non_negative_float,
+        default=None,
+        help="identity weight (none: 0.1 * lambda-cycle)",
+    )
     add("--norm", default="contrib", choices=("contrib", "instance"), help="instance norm variant")
     add("--fused", action="store_true", help="one traced call per step (same updates, faster)")
     cli.add_training_args(parser, CycleGAN)
@@ -354,6 +377,8 @@ def _train(args):
         and not args.data_dir
     ):
         args.epochs = SAMPLE_EPOCHS
+    if args.sha256 and not args.data_dir:  # download and verify before any model is built
+        resolve_dataset(args.dataset, sha256=args.sha256)
     gan = CycleGAN(
         dataset_name=args.dataset,
         data_dir=args.data_dir,

@@ -2,7 +2,9 @@
 
 Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep Convolutional
 Generative Adversarial Networks", ICLR 2016 (arXiv:1511.06434): the report's second model, trained
-on the preprocessed ISIC images with Keras-GAN's ``train_on_batch`` updates.
+on "the preprocessed images" (report 001, Sec. 3.3; 23,345 images of all diagnoses, Sec. 3.1-3.2:
+``classes="all"``; the default is melanoma and nevus, the classes the harness compares). The report
+does not say how it trained; the ``train_on_batch`` updates below are Keras-GAN's (our choice).
 
 Architecture (Radford et al. Sec. 3): G projects z (100-d, N(0, 1) as in Keras-GAN) to 4x4, then
 strided ``Conv2DTranspose`` + BatchNorm + ReLU up to the image, tanh out; D is strided ``Conv2D`` +
@@ -44,13 +46,19 @@ import tensorflow as tf
 from keras import layers, ops
 
 from data_loaders.images import SkipReport
-from data_loaders.isic import CLASSES, load_isic, resolve_isic, unconditional_dataset
+from data_loaders.isic import (
+    CLASSES,
+    load_isic,
+    parse_classes,
+    resolve_isic,
+    unconditional_dataset,
+)
 from keras_gans import cli, sampling
 from keras_gans.errors import ConfigError
 from keras_gans.sampling import generate_images  # also dcgan.generate_images for the harness
 from keras_gans.training import GANTrainer
 
-# The report's settings (Radford et al.; Keras-GAN dcgan.py for the updates and batch size).
+# Radford et al.'s settings, Keras-GAN dcgan.py's updates and batch (the report states 64x64 only).
 IMG_SIZE = 64
 LATENT_DIM = 100
 GF = 64  # generator filters at the last stage
@@ -189,7 +197,9 @@ class DCGAN(GANTrainer):
         images: ``(n, s, s, c)`` in [-1, 1] (or a ``tf.data.Dataset`` of images, read at once) to
             train on instead of ISIC; sets ``img_size`` and ``channels``.
         data_dir: an ISIC folder (see :func:`data_loaders.isic.load_isic`); ``None``: ``dataset``.
-        class_name: ``"melanoma"`` or ``"nevus"`` to train on one class; ``None``: both.
+        class_name: ``"melanoma"`` or ``"nevus"`` to train on one class; ``None``: ``classes``.
+        classes: the ISIC classes to train on, ``"all"`` (every diagnosis, the report's) or a
+            tuple (default melanoma and nevus); ``dedup``: see :func:`data_loaders.isic.load_isic`.
         img_size, channels, latent_dim: the image and noise shapes.
         output_dir: where images, models, logs and checkpoints go.
         seed: seeds weights, data order and noise.
@@ -228,6 +238,8 @@ class DCGAN(GANTrainer):
         learning_rate=LEARNING_RATE,
         beta_1=BETA_1,
         frozen_bn="batch",
+        classes=CLASSES,
+        dedup="lesion",
         **runtime,
     ):
         if frozen_bn not in FROZEN_BN:
@@ -244,6 +256,7 @@ class DCGAN(GANTrainer):
         self.check_img_size(img_size)
         self.img_size, self.channels, self.latent_dim = int(img_size), int(channels), latent_dim
         self.class_name, self.frozen_bn = class_name, frozen_bn
+        self.classes, self.dedup = parse_classes(classes), dedup
         self.dataset, self.data_dir = dataset, data_dir
         self.gf, self.df = gf or self.default_gf, df or self.default_df
         self.learning_rate, self.beta_1 = learning_rate, beta_1
@@ -271,9 +284,10 @@ class DCGAN(GANTrainer):
     def images(self):
         """The training images in [-1, 1], ISIC's read (and cached by the loader) on first use."""
         if self._images is None:
-            classes = (self.class_name,) if self.class_name else CLASSES
+            classes = (self.class_name,) if self.class_name else self.classes
             root, report = resolve_isic(self.dataset, self.data_dir), SkipReport(self.skipped_files)
-            data = load_isic(root, self.img_size, classes, strict=self.strict, report=report)
+            options = dict(strict=self.strict, report=report, dedup=self.dedup)
+            data = load_isic(root, self.img_size, classes, **options)
             self.data_root, self.class_counts = data.root, data.counts()
             grey = self.channels == 1
             self._images = data.images.mean(axis=-1, keepdims=True) if grey else data.images
@@ -341,7 +355,8 @@ class DCGAN(GANTrainer):
 
     def summary_info(self):
         info = {"dataset": self.data_root, "images": len(self.images)}
-        return info | {k: getattr(self, k) for k in ("class_name", "class_counts", "frozen_bn")}
+        names = ("class_name", "class_counts", "frozen_bn", "dedup")
+        return info | {k: getattr(self, k) for k in names}
 
     def evaluate(self):
         """FID and KID of ``len(images)`` (at most 1000) samples against the training images."""
@@ -358,13 +373,14 @@ def _train_args(parser, trainer_cls):
     add("--dataset", default="sample", choices=("sample", "isic"), help="ISIC source")
     add("--data-dir", default=None, help="an ISIC folder (isic-cli, HAM10000 or CSV)")
     add("--class", dest="class_name", default=None, choices=CLASSES, help="one class only")
+    cli.add_isic_args(parser)
     add("--img-size", type=cli.positive_int, default=trainer_cls.default_img_size, help="pixels")
     add("--channels", type=int, default=3, choices=(1, 3), help="1: grey")
     add("--latent-dim", type=cli.positive_int, default=LATENT_DIM, help="z size")
     add("--gf", type=cli.positive_int, default=trainer_cls.default_gf, help="G filters")
     add("--df", type=cli.positive_int, default=trainer_cls.default_df, help="D filters")
     add("--learning-rate", type=cli.positive_float, default=LEARNING_RATE, help="Adam, G and D")
-    add("--beta-1", type=float, default=BETA_1, help="Adam's beta_1, G and D")
+    add("--beta-1", type=cli.fraction, default=BETA_1, help="Adam's beta_1, G and D")
     add("--frozen-bn", default="batch", choices=FROZEN_BN, help="G step: batch (Keras 2) or moving")
     cli.add_training_args(parser, trainer_cls)
     parser.epilog = (
@@ -375,7 +391,7 @@ def _train_args(parser, trainer_cls):
 
 _MODEL_OPTIONS = (
     *("dataset", "data_dir", "class_name", "img_size", "channels", "latent_dim", "gf", "df"),
-    *("learning_rate", "beta_1", "frozen_bn"),
+    *("learning_rate", "beta_1", "frozen_bn", "classes", "dedup"),
 )
 
 

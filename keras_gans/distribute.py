@@ -15,10 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gans.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("mixed_float16", "mixed_bfloat16")
+
+
+_MULTIWORKER = None
 
 
 def get_strategy(name="auto"):
@@ -29,6 +34,7 @@ def get_strategy(name="auto"):
     logical CPUs when none); ``multiworker``: MultiWorkerMirroredStrategy from ``TF_CONFIG``;
     ``tpu``: TPUStrategy on the TPU named by ``TPU_NAME`` (or the local one).
     """
+    global _MULTIWORKER
     if isinstance(name, tf.distribute.Strategy):
         strategy = name
     elif name in (None, "auto"):
@@ -43,26 +49,47 @@ def get_strategy(name="auto"):
         devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices)
     elif name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError(
-                "--strategy multiworker needs the TF_CONFIG environment variable "
-                '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                '"task": {"type": "worker", "index": 0}}); see README "Scaling out".'
-            )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        check_strategy(name)
+        # TensorFlow configures collective ops once per process: a second strategy would fail,
+        # so every trainer of one process (a notebook, a driver script) shares the first.
+        if _MULTIWORKER is None:
+            _MULTIWORKER = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _MULTIWORKER
     elif name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(os.environ.get("TPU_NAME", ""))
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
     else:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     log.info(
         "distribution strategy: %s with %d replica(s)",
         type(strategy).__name__,
         strategy.num_replicas_in_sync,
     )
     return strategy
+
+
+def check_strategy(name):
+    """Refuse, before anything is built, ``multiworker`` without a usable ``TF_CONFIG``."""
+    if name != "multiworker":
+        return
+    example = (
+        '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+        '"task": {"type": "worker", "index": 0}}); see README "Scaling out"'
+    )
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise ConfigError(
+            f"--strategy multiworker needs the TF_CONFIG environment variable {example}"
+        )
+    try:
+        config = json.loads(text)
+        ok = isinstance(config["cluster"], dict) and isinstance(config["task"], dict)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"TF_CONFIG {text!r} is not JSON with a cluster and a task {example}")
 
 
 def is_chief(strategy=None):
@@ -94,11 +121,11 @@ def set_precision(policy=None):
         keras.mixed_precision.set_global_policy("float32")
         return "float32"
     if policy not in PRECISIONS:
-        raise ValueError(
+        raise ConfigError(
             f"--mixed-precision must be one of {', '.join(PRECISIONS)}, got {policy!r}"
         )
     if policy == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
-        raise ValueError(
+        raise ConfigError(
             "--mixed-precision mixed_float16 needs a GPU (none is visible); "
             "use mixed_bfloat16 on a CPU or TPU, or leave the flag off"
         )
@@ -234,13 +261,14 @@ def launch_local(command, n_workers=2, timeout=600, env=None, log_dir=None):
 
 def main(argv=None):
     """``python -m keras_gans.distribute launch --workers N -- CMD ...``: a local multi-worker run."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m keras_gans.distribute")
+    from keras_gans import cli  # cli imports this module
+
+    parser = cli.Parser(prog="python -m keras_gans.distribute")
     parser.add_argument("action", choices=["launch"])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=24 * 3600)
+    parser.add_argument("--workers", type=cli.positive_int, default=2)
+    parser.add_argument("--timeout", type=cli.positive_float, default=24 * 3600)
     parser.add_argument("--log-dir", default=None, help="one log file per worker (default: stdout)")
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
+DEGENERATE_SHARE = 0.9  # a run predicting one class more often than this is flagged
 
 
 def _clean(value):
@@ -97,7 +98,7 @@ def compare(runs, reference, confidence=CONFIDENCE):
     return out
 
 
-def classification_metrics(y_true, y_prob, positive=0, n_classes=None):
+def classification_metrics(y_true, y_prob, positive=0, n_classes=None, threshold=None):
     """Test-set metrics of a classifier from its class probabilities, all from scikit-learn.
 
     Args:
@@ -108,9 +109,12 @@ def classification_metrics(y_true, y_prob, positive=0, n_classes=None):
             and the ROC AUC.
         n_classes: the number of classes, so the confusion matrix keeps its shape when a class is
             absent from ``y_true`` (default: ``y_prob.shape[1]``).
+        threshold: ``None`` (the argmax: 0.5 for two classes), or an image is called ``positive``
+            when its probability is >= ``threshold`` (e.g. :func:`youden_threshold` on a
+            validation split), otherwise the likeliest other class.
 
     Returns ``{"accuracy", "balanced_accuracy", "sensitivity", "specificity", "roc_auc",
-    "confusion_matrix"}``; the ROC AUC (positive vs rest, from ``y_prob[:, positive]``, so not from
+    "confusion_matrix", "prediction_check"}`` (the last from :func:`prediction_check`); the ROC AUC (positive vs rest, from ``y_prob[:, positive]``, so not from
     hard labels as the report did) is ``None`` when ``y_true`` holds only one of the two sides, and
     the confusion matrix is a nested list, rows = true class, columns = predicted.
     """
@@ -122,6 +126,9 @@ def classification_metrics(y_true, y_prob, positive=0, n_classes=None):
         raise ValueError(f"y_prob must be (n, k) with n = {len(y_true)}, got {y_prob.shape}")
     k = n_classes or y_prob.shape[1]
     y_pred = y_prob.argmax(axis=1)
+    if threshold is not None:
+        others = np.where(np.arange(y_prob.shape[1]) == positive, -np.inf, y_prob)
+        y_pred = np.where(y_prob[:, positive] >= threshold, positive, others.argmax(axis=1))
     is_pos, pred_pos = y_true == positive, y_pred == positive
     both_sides = 0 < is_pos.sum() < len(is_pos)
     return {
@@ -133,4 +140,59 @@ def classification_metrics(y_true, y_prob, positive=0, n_classes=None):
         ),
         "roc_auc": float(skm.roc_auc_score(is_pos, y_prob[:, positive])) if both_sides else None,
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=list(range(k))).tolist(),
+        "prediction_check": prediction_check(y_true, y_pred, k),
     }
+
+
+def prediction_check(y_true, y_pred, n_classes=None, max_share=DEGENERATE_SHARE):
+    """Does a classifier (nearly) answer one class whatever the image?
+
+    A class's *share* is the fraction of test images predicted as that class, each true class
+    weighted equally, so on a balanced test set it is the plain fraction and on an imbalanced one
+    it is what the fraction would be on a balanced one (a constant classifier scores 1.0 either
+    way, a perfect one 1 / k). The run is ``degenerate`` when one class's share exceeds
+    ``max_share``: its accuracy then measures the test set's class mix, not the classifier, and
+    must not be read as a result.
+
+    Returns ``{"degenerate", "class", "share", "shares", "max_share"}`` (JSON-ready).
+    """
+    y_true = np.asarray(y_true).astype(np.int64).ravel()
+    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"need equally long, non-empty labels, got {y_true.size}, {y_pred.size}")
+    k = n_classes or int(max(y_true.max(), y_pred.max())) + 1
+    present = np.unique(y_true)
+    per_class = [
+        np.bincount(y_pred[y_true == c], minlength=k) / np.sum(y_true == c) for c in present
+    ]
+    shares = np.mean(per_class, axis=0)
+    top = int(np.argmax(shares))
+    return {
+        "degenerate": bool(shares[top] > max_share),
+        "class": top,
+        "share": float(shares[top]),
+        "shares": [float(s) for s in shares],
+        "max_share": float(max_share),
+    }
+
+
+def youden_threshold(y_true, score, positive=0):
+    """The score threshold with the highest Youden's J = TPR - FPR on a labelled (validation) set.
+
+    ``score`` is P(``positive``); an image is called positive when its score is >= the threshold.
+    The threshold sits halfway between the chosen score and the next lower one, so it classifies
+    the validation images as the chosen ROC point does. ``None`` when one side is absent.
+    """
+    from sklearn.metrics import roc_curve
+
+    is_pos = np.asarray(y_true).ravel() == positive
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if is_pos.all() or not is_pos.any():
+        return None
+    fpr, tpr, thresholds = roc_curve(is_pos, score)
+    best = int(np.argmax(tpr - fpr))
+    if best == 0:  # roc_curve's first threshold is +inf: nothing is called positive
+        return float(np.nextafter(score.max(), np.inf))
+    below = score[score < thresholds[best]]
+    lower = below.max() if below.size else thresholds[best]
+    return float((thresholds[best] + lower) / 2)

@@ -2,9 +2,10 @@
 
 Goodfellow et al., "Generative Adversarial Nets", NIPS 2014 (arXiv:1406.2661). The report's first
 model: "the skin images are colour (3 channels), so the linear-layer network cannot be used; we
-switched to convolution layers", trained on the preprocessed ISIC images resized to 32x32. Its code
-did not survive; the model follows Keras-GAN's convolutional GAN (``dcgan/dcgan.py``, written for
-28x28 MNIST), the nearest Keras-GAN network that matches that description:
+switched to convolution layers", trained on the 23,345 preprocessed ISIC images resized to 32x32
+(report 001, Sec. 3.2; all diagnoses: ``--classes all``, the default is melanoma and nevus). Its
+code did not survive; the model follows Keras-GAN's convolutional GAN (``dcgan/dcgan.py``, written
+for 28x28 MNIST), the nearest Keras-GAN network that matches that description (our choice):
 
 * G: Dense(128 * s * s, relu) with s = size / 4 -> Reshape -> [UpSampling2D -> Conv2D(3x3) ->
   BatchNorm(momentum 0.8) -> ReLU] with 128 then 64 filters -> Conv2D(channels, 3x3) -> tanh;

@@ -14,7 +14,9 @@ The formulas are computed in NumPy / SciPy from activations, so any feature extr
 
 Feature extractors: ``"inception"`` (Keras InceptionV3, pool_3, 299x299, ImageNet weights from
 ``weights=FILE``, the Keras cache, or the Keras download), ``"model.h5:layer_name"`` (any saved
-Keras model and the named layer), or a ``keras.Model`` object. Images are given in [-1, 1].
+Keras model and the named layer), or a ``keras.Model`` object. Images are given in [-1, 1]. Keras'
+InceptionV3 is not the reference FID network (TF-GAN's and pytorch-fid's 2015 Inception), so each
+FID written is keyed by its network, ``fid_keras_inception_v3`` (:func:`fid_key`): not comparable.
 
 CLI: ``python -m keras_gans.metrics fid|kid|is|translation --real DIR --fake DIR [...]`` prints
 the result as JSON (and writes it with ``--output``); missing Inception weights offline, a missing
@@ -31,6 +33,7 @@ import numpy as np
 from scipy.special import softmax, xlogy
 from tqdm import tqdm
 
+from data_loaders.download import is_network_error
 from data_loaders.images import list_images, load_folder, load_images
 from keras_gans import cli, reports
 from keras_gans.errors import ConfigError, KerasGansError
@@ -42,6 +45,7 @@ from keras_gans.translation_score import (  # noqa: F401
 )
 
 METRICS = ("fid", "kid", "is")
+FID_NETWORK = "keras_inception_v3"  # the network of "inception", named in every FID key
 KID_PRECOMPUTE_MAX = 3000  # up to this many rows per set, KID computes the kernel matrices once
 INCEPTION_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 INCEPTION_FILES = {
@@ -73,6 +77,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     m = sqrt_s1 @ s2 @ sqrt_s1
     tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2.0), 0.0, None)).sum()
     return max(float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean), 0.0)
+
+
+def fid_key(extractor="inception"):
+    """The key of an FID by ``extractor`` (a spec, model or extractor): ``fid_<its network>``."""
+    spec = getattr(extractor, "spec", extractor)
+    name = spec.name if isinstance(spec, keras.Model) else os.path.basename(os.fspath(spec))
+    name = FID_NETWORK if spec == "inception" else name
+    return "fid_" + "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
 def fid_from_features(a, b):
@@ -169,7 +181,11 @@ def inception_model(output="features", weights=None):
             # A with-top weights file also holds everything up to pool_3.
             full = apps.InceptionV3(include_top=True, weights=source, input_shape=shape)
             return keras.Model(full.input, full.get_layer("avg_pool").output)
-    except Exception as err:
+    except Exception as err:  # Keras raises a bare Exception for a failed download
+        # Only that, or what Keras and h5py raise for a file that is not these weights, is meant.
+        bad_file = isinstance(err, (OSError, ValueError, KeyError))
+        if not (is_network_error(err) if source == "imagenet" else bad_file):
+            raise
         where = f"from {source}" if source != "imagenet" else "(download failed; offline?)"
         raise InceptionWeightsError(
             f"cannot load the InceptionV3 ImageNet weights {where}: {err}\n"
@@ -338,7 +354,7 @@ def _image_args(parser, real=True, extra=()):
     add("--size", type=cli.positive_int, default=None, help="load size for a free-size model")
     add("--max-images", type=cli.non_negative_int, default=0, help="random subset (0 = all)")
     add("--batch-size", type=cli.positive_int, default=50, help="images per forward pass")
-    add("--seed", type=int, default=0, help="seeds the subsets")
+    add("--seed", type=cli.seed, default=0, help="seeds the subsets")
     add("--output", default=None, help="also write the JSON result to this file")
     for flag, kind, default, text in extra:
         add(flag, type=kind, default=default, help=text)
@@ -352,7 +368,7 @@ def _translation_args(parser):
     add("--fake-b", default=None, help="folder of translated A images (A->B)")
     add("--size", type=cli.positive_int, default=64, help="classifier image size")
     add("--epochs", type=cli.positive_int, default=10, help="classifier training epochs")
-    add("--seed", type=int, default=0, help="seeds the classifier and its held-out split")
+    add("--seed", type=cli.seed, default=0, help="seeds the classifier and its held-out split")
     add("--output", default=None, help="also write the JSON result to this file")
 
 
@@ -384,7 +400,7 @@ def _image_metric(args):
     result.update(real=args.real, n_real=len(real))
     real_f, fake_f = extractor(real), extractor(fake)
     if args.command == "fid":
-        result["fid"] = fid_from_features(real_f, fake_f)
+        result[fid_key(args.extractor)] = fid_from_features(real_f, fake_f)
     else:
         result["kid"], result["kid_std"] = kid_from_features(
             real_f, fake_f, args.num_subsets, args.subset_size, args.seed
@@ -406,20 +422,12 @@ _KID = (
     ("--subset-size", cli.positive_int, 1000, "images per subset (at most the set size)"),
 )
 _IS = (("--splits", cli.positive_int, 10, "splits of the images; mean and std over them"),)
+_kid_args = functools.partial(_image_args, extra=_KID)
+_is_args = functools.partial(_image_args, real=False, extra=_IS)
 COMMANDS = [
     cli.Command("fid", "FID of --fake against --real.", _image_args, _image_metric),
-    cli.Command(
-        "kid",
-        "KID of --fake against --real.",
-        functools.partial(_image_args, extra=_KID),
-        _image_metric,
-    ),
-    cli.Command(
-        "is",
-        "Inception Score of --fake.",
-        functools.partial(_image_args, real=False, extra=_IS),
-        _image_metric,
-    ),
+    cli.Command("kid", "KID of --fake against --real.", _kid_args, _image_metric),
+    cli.Command("is", "Inception Score of --fake.", _is_args, _image_metric),
     cli.Command(
         "translation",
         "Domain-classifier score of translated images.",

@@ -1,20 +1,29 @@
-"""Every figure keras_gans writes: image grids, loss curves, ROC curves, confusion matrices.
+"""Every figure keras_gans writes: image grids, loss curves, ROC curves, confusion matrices, and the
+notebooks' image display (:func:`show`, :func:`latest_image`).
 
 Models and trainers never call matplotlib themselves; they hand arrays to these functions.
 Images are float arrays in [-1, 1] (or uint8) shaped ``(n, h, w, c)``.
+
+Figures are :class:`matplotlib.figure.Figure` objects drawn by the Agg canvas, never pyplot's: the
+files come out the same on a server without a display, and importing this module leaves the
+backend a notebook chose untouched.
 """
 
 import csv
+import glob
+import io
 import os
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
-matplotlib.use("Agg")  # files only: trainers run on servers and in CI without a display
+from data_loaders.images import to_uint8
+from keras_gans import reports
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from data_loaders.images import to_uint8  # noqa: E402
+SKIP_FRACTION = 0.1  # the first 10% of a loss curve (the start-up spikes) does not set the y-axis
 
 
 def _prepare(images, value_range):
@@ -23,19 +32,24 @@ def _prepare(images, value_range):
     return images[..., 0] if images.shape[-1] == 1 else images
 
 
+def _figure(figsize):
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _save(fig, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, bbox_inches="tight", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    """Write ``fig`` atomically (:func:`keras_gans.reports.write_bytes`)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png", bbox_inches="tight", dpi=100)
+    return reports.write_bytes(path, buffer.getvalue())
 
 
 def save_image_grid(images, path, rows, cols, titles=None, row_labels=None, value_range=(-1, 1)):
     """Save ``rows * cols`` images as one grid (row-major), optional column titles / row labels."""
     images = _prepare(images, value_range)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
+    fig = _figure((1.8 * cols, 1.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < len(images):
             ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, vmin=0, vmax=255)
@@ -61,43 +75,94 @@ def read_loss_csv(csv_path):
     return columns
 
 
-def plot_losses(csv_path, path, x="step", groups=None, smooth=0):
-    """Plot the columns of a losses CSV against ``x``; ``groups`` puts columns on shared panels.
+def smooth_curve(values, window):
+    """The centred moving average of ``values`` over ``window`` points (fewer at the two ends)."""
+    values = np.asarray(values, dtype=np.float64)
+    n, half = len(values), max(int(window), 1) // 2
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    lo, hi = np.maximum(np.arange(n) - half, 0), np.minimum(np.arange(n) + half + 1, n)
+    return (sums[hi] - sums[lo]) / (hi - lo)
 
-    ``groups`` maps a panel title to a list of column names; by default every column gets one panel.
-    ``smooth`` > 1 overlays a moving average of that many steps.
+
+def robust_limits(curves, skip=SKIP_FRACTION):
+    """``(low, high, log)``: y-limits that show every curve's trend after the first steps.
+
+    The 1st to 99th percentile of the values after each curve's first ``skip`` share, with a
+    margin; on a log axis (``log`` True) when all those values are positive and the curves' medians
+    lie over 10x apart, as a weighted sum's beside its terms. ``None`` if nothing is left.
     """
-    data = read_loss_csv(csv_path) if os.path.exists(csv_path) else {}
-    if not data or x not in data:
+    later = [c[int(len(c) * skip) :] if len(c) >= 20 else c for c in curves]
+    later = [c for c in later if len(c)]
+    if not later:
         return None
+    values, medians = np.concatenate(later), [np.median(c) for c in later]
+    log = bool(values.min() > 0 and max(medians) > 10 * min(medians))
+    lo, hi = np.percentile(np.log10(values) if log else values, [1, 99])
+    margin = 0.1 * (hi - lo) or 0.1 * max(abs(hi), 1.0)
+    lo, hi = lo - margin, hi + margin
+    return (10**lo, 10**hi, True) if log else (lo, hi, False)
+
+
+def loss_figure(data, x="step", groups=None, smooth=None):
+    """The loss curves of ``data`` (``{column: values}``, as :func:`read_loss_csv` returns).
+
+    Each column is drawn faint as logged and solid as its moving average over ``smooth`` points
+    (default: a 25th of the curve). The y-axis of each panel follows the later steps, on a log
+    scale for curves of different sizes (:func:`robust_limits`), so neither the first steps'
+    spikes nor a large loss squash a trend; a note says how far the clipped values reach.
+    """
     names = [k for k in data if k not in (x, "epoch", "time")]
     groups = groups or {name: [name] for name in names}
     groups = {t: [c for c in cols if c in data] for t, cols in groups.items()}
     groups = {t: cols for t, cols in groups.items() if cols}
-    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.4 * len(groups)), squeeze=False)
+    if not groups:
+        return None
+    fig = _figure((8, 2.4 * len(groups)))
+    axes = fig.subplots(len(groups), 1, squeeze=False)
     for ax, (title, cols) in zip(axes[:, 0], groups.items()):
+        shown = []
         for col in cols:
             mask = np.isfinite(data[col])
-            ax.plot(data[x][mask], data[col][mask], label=col, alpha=0.4 if smooth > 1 else 1)
-            if smooth > 1 and mask.sum() >= smooth:
-                kernel = np.ones(smooth) / smooth
-                ax.plot(data[x][mask][smooth - 1 :], np.convolve(data[col][mask], kernel, "valid"))
+            steps, values = data[x][mask], data[col][mask]
+            window = smooth or max(len(values) // 25, 1)
+            (raw,) = ax.plot(steps, values, lw=0.6, alpha=0.25 if window > 1 else 1.0)
+            if window > 1:
+                ax.plot(steps, smooth_curve(values, window), color=raw.get_color(), label=col)
+            else:
+                raw.set_label(col)
+            shown.append(values)
+        limits = robust_limits(shown)
+        if limits is not None:
+            low, high, log = limits
+            ax.set_yscale("log" if log else "linear")
+            ax.set_ylim(low, high)
+            top = max((v.max() for v in shown if len(v)), default=high)
+            if top > high:
+                note = f"y-axis clipped: values reach {top:.3g}"
+                ax.text(0.01, 0.96, note, transform=ax.transAxes, fontsize=7, va="top")
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel(x)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def plot_losses(csv_path, path, x="step", groups=None, smooth=None):
+    """Save :func:`loss_figure` of a losses CSV to ``path``; ``groups`` maps a panel title to a list
+    of column names (default: one panel per column). Returns ``path``, or ``None`` with no data."""
+    data = read_loss_csv(csv_path) if os.path.exists(csv_path) else {}
+    fig = loss_figure(data, x, groups, smooth) if x in data else None
+    return None if fig is None else _save(fig, path)
 
 
 def plot_roc(curves, path, title="ROC"):
     """``curves``: ``{label: (fpr, tpr, auc)}``; one line each plus the chance diagonal."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for label, (fpr, tpr, auc) in curves.items():
-        ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
+    fig = _figure((5, 5))
+    ax = fig.subplots()
+    for i, (label, (fpr, tpr, auc)) in enumerate(curves.items()):
+        display = RocCurveDisplay(fpr=np.asarray(fpr), tpr=np.asarray(tpr))
+        display.plot(ax=ax, name=f"{label} (AUC {auc:.3f})", plot_chance_level=i == len(curves) - 1)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
@@ -106,15 +171,10 @@ def plot_roc(curves, path, title="ROC"):
 def plot_confusion(matrix, labels, path, title="Confusion matrix"):
     """A confusion matrix with counts in the cells (rows: true class, columns: predicted)."""
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), v in np.ndenumerate(matrix):
-        color = "white" if v > matrix.max() / 2 else "black"
-        ax.text(j, i, f"{v:g}", ha="center", va="center", color=color)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    fig = _figure((1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
+    ax = fig.subplots()
+    display = ConfusionMatrixDisplay(matrix, display_labels=list(labels))
+    display.plot(ax=ax, cmap="Blues", values_format="g", colorbar=False)
     ax.set_title(title)
     return _save(fig, path)
 
@@ -124,7 +184,8 @@ def plot_bars(values, errors, path, title="", ylabel=""):
     groups = list(values)
     series = list(next(iter(values.values())))
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(5, 1.5 * len(groups)), 3.5))
+    fig = _figure((max(5, 1.5 * len(groups)), 3.5))
+    ax = fig.subplots()
     for k, name in enumerate(series):
         xs = np.arange(len(groups)) + k * width
         ys = [values[g][name] for g in groups]
@@ -144,5 +205,26 @@ def overlay_heatmap(image, heat, alpha=0.5, value_range=(-1, 1)):
     base = np.stack([base] * 3, -1) if base.ndim == 2 else base
     heat = np.asarray(heat, dtype=np.float32)
     heat = heat[..., 0] if heat.ndim == 3 else heat
-    colored = (plt.get_cmap("jet")(np.clip(heat, 0, 1))[..., :3] * 255).astype(np.float32)
+    colored = (matplotlib.colormaps["jet"](np.clip(heat, 0, 1))[..., :3] * 255).astype(np.float32)
     return (alpha * colored + (1 - alpha) * base).astype(np.uint8)
+
+
+# --- notebooks ------------------------------------------------------------------------------------
+def latest_image(folder, pattern="*.png"):
+    """The newest file of ``folder`` matching ``pattern`` (a trainer's last sample grid in its
+    ``images/``); ties go to the last name, so a step-numbered grid wins over an earlier one."""
+    paths = glob.glob(os.path.join(folder, pattern))
+    if not paths:
+        raise FileNotFoundError(f"no {pattern} in {folder}")
+    return max(paths, key=lambda p: (os.path.getmtime(p), p))
+
+
+def show(*paths, base=None):
+    """Display image files in a notebook, each under its path relative to ``base`` (as given when
+    ``base`` is ``None``); returns the paths."""
+    from IPython.display import Image, display  # only notebooks have (and need) IPython
+
+    for path in paths:
+        print(os.path.relpath(path, base) if base else path)
+        display(Image(filename=os.fspath(path)))
+    return list(paths)

@@ -1,7 +1,8 @@
-"""Report files written atomically: JSON, CSV and markdown.
+"""Report files written atomically: JSON, CSV, markdown, NumPy archives and figures' bytes.
 
-Each writer fills a temporary file in the target's folder and renames it over the target
-(``os.replace`` is atomic on one file system), so a crash mid-write leaves the previous file whole.
+Each writer fills a temporary file in the target's folder, flushes it to the disk and renames it
+over the target (``os.replace`` is atomic on one file system), so a crash or a full disk mid-write
+leaves the previous file whole (a killed process may leave a ``.NAME.*.tmp`` file beside it).
 """
 
 import csv
@@ -25,6 +26,12 @@ def _default(value):
     return str(value)
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path, mode, write):
     """Call ``write(file)`` on a temporary file in ``path``'s folder, then rename it to ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -33,6 +40,9 @@ def _atomic(path, mode, write):
     try:
         with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # or a power cut after the rename could leave an empty file
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -44,6 +54,11 @@ def _atomic(path, mode, write):
 def write_text(path, text):
     """Write ``text`` to ``path`` atomically; returns ``path``."""
     return _atomic(path, "w", lambda f: f.write(text))
+
+
+def write_bytes(path, data):
+    """Write ``data`` (bytes, e.g. an encoded image) to ``path`` atomically; returns ``path``."""
+    return _atomic(path, "wb", lambda f: f.write(data))
 
 
 def write_npz(path, **arrays):

@@ -30,10 +30,26 @@ def is_conditional(generator):
     return len(generator.inputs) == 2
 
 
+def check_generator(model, name="the model", conditional=None):
+    """Refuse a model that is not a generator (z, and a class if ``conditional``, in; images out),
+    such as a discriminator given by mistake; ``name`` (its file) is named in the error."""
+    shapes = [tuple(t.shape) for t in model.inputs]
+    out = tuple(model.outputs[0].shape)
+    if len(shapes) > 2 or len(shapes[0]) != 2 or len(out) != 4 or len(model.outputs) != 1:
+        raise ConfigError(
+            f"{name} is not a generator: it maps {shapes} to {out}, not a latent vector (batch, z) "
+            "to images (batch, h, w, c); a discriminator?"
+        )
+    if conditional is not None and is_conditional(model) != conditional:
+        kind = "a class-conditional" if conditional else "an unconditional"
+        raise ConfigError(f"{name} is not {kind} generator (its inputs are {shapes})")
+
+
 def generate_images(generator, n, seed=0, label=None, z=None, batch_size=64):
     """``n`` images in [-1, 1]; ``label``: the class index of a conditional generator; ``z``: the
     latents to use instead of N(0, 1) draws keyed by ``(seed, label)``."""
     model = load_model(generator) if isinstance(generator, (str, os.PathLike)) else generator
+    check_generator(model, os.fspath(generator) if model is not generator else model.name)
     latent_dim = model.inputs[0].shape[-1]
     if is_conditional(model) and label is None:
         raise ConfigError("this generator is class-conditional: give a class (--label)")
@@ -75,8 +91,13 @@ def _generate_args(parser):
     add("--model", required=True, help="generator file, e.g. OUTPUT/models/generator.h5")
     add("--n", type=cli.positive_int, default=100, help="number of images")
     add("--output", required=True, help="folder for the PNG files")
-    add("--label", type=int, default=None, help="class index, for a class-conditional generator")
-    add("--seed", type=int, default=0, help="noise seed")
+    add(
+        "--label",
+        type=cli.non_negative_int,
+        default=None,
+        help="class index, for a class-conditional generator",
+    )
+    add("--seed", type=cli.seed, default=0, help="noise seed")
     add("--batch-size", type=cli.positive_int, default=64, help="images per forward pass")
     add("--prefix", default="", help="file name prefix, e.g. melanoma_")
 

@@ -2,7 +2,8 @@
 
 * :func:`save_model` writes ``<stem>.h5`` and/or ``<stem>.keras`` atomically: each file is written
   under a temporary name in the same folder and then renamed, so an interrupted save never leaves a
-  half-written model under the final name.
+  half-written model under the final name. The files hold no optimizer state (checkpoints do)
+  unless ``include_optimizer=True``.
 * :func:`load_model` reads ``.keras`` archives and ``.h5`` files saved by Keras 3 (i.e. keras_gans)
   through Keras itself. ``.h5`` files saved by tf.keras 2 are read through a translation of their
   ``model_config``, because Keras 3 cannot load them as they are:
@@ -20,7 +21,8 @@
   Weights are then loaded by layer name, and ``compile=True`` rebuilds the optimizer (not its
   state), loss and metrics from the ``training_config`` (Keras 3's own loader fails on these).
 * Every problem with the file itself raises :class:`ModelFileError` naming the file and what was
-  expected, instead of an h5py / zipfile / Keras traceback.
+  expected, instead of an h5py / zipfile / Keras traceback; an error of this module's own code is
+  not disguised as one.
 """
 
 import contextlib
@@ -41,12 +43,27 @@ __all__ = ["ModelFileError", "save_model", "load_model"]
 
 _IN_CLASS = "keras_gans>InstanceNormalization"
 _EXPECTED = "a full Keras model saved as .h5 (HDF5) or .keras (zip archive)"
-# Errors that, raised while opening or deserialising a file, mean the file is bad.
+# Errors that, raised by h5py, zipfile or Keras while they read or deserialise a file, mean the file
+# is bad (Keras raises TypeError for an unknown class, KeyError for a missing config entry).
 _FILE_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
 
 
 class ModelFileError(KerasGansError, ValueError):
     """A model file is missing, truncated, or not a Keras model."""
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Turn a library's error on ``path`` into :class:`ModelFileError`. It wraps only the calls into
+    h5py, zipfile and Keras, so a fault in this module's own code surfaces as itself."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except _FILE_ERRORS as e:
+        raise ModelFileError(
+            f"{path}: cannot be loaded as {_EXPECTED} ({type(e).__name__}: {e})"
+        ) from e
 
 
 @contextlib.contextmanager
@@ -68,8 +85,16 @@ def _umask():
     return mask
 
 
-def save_model(model, path_stem, formats=("h5", "keras")):
-    """Save ``model`` as ``path_stem.h5`` and ``path_stem.keras``, atomically; returns the paths."""
+def save_model(model, path_stem, formats=("h5", "keras"), include_optimizer=False):
+    """Save ``model`` as ``path_stem.h5`` and ``path_stem.keras``, atomically; returns the paths.
+
+    The files are for reuse (inference, ``--init-from``, fine-tuning): unless ``include_optimizer``,
+    they hold neither the optimizer's state nor the compile settings; checkpoints keep the optimizer.
+    """
+    if not include_optimizer and getattr(model, "optimizer", None) is not None:
+        # The same layers and weights without the compiled state: the .keras format has no
+        # include_optimizer switch, and an uncompiled model saves no optimizer in either format.
+        model = keras.Model(model.input, model.output, name=model.name)
     path_stem = os.fspath(path_stem)
     folder = os.path.dirname(os.path.abspath(path_stem))
     os.makedirs(folder, exist_ok=True)
@@ -124,17 +149,11 @@ def load_model(path, compile=False, custom_objects=None):
         raise ModelFileError(
             f"{path}: the file is empty (0 bytes, an interrupted save?); expected {_EXPECTED}"
         )
-    try:
-        if ext == ".keras":
-            _check_keras_archive(path)
+    if ext == ".keras":
+        _check_keras_archive(path)
+        with _reading(path):
             return keras.saving.load_model(path, compile=compile, custom_objects=custom_objects)
-        return _load_h5(path, compile, custom_objects)
-    except ModelFileError:
-        raise
-    except _FILE_ERRORS as e:
-        raise ModelFileError(
-            f"{path}: cannot be loaded as {_EXPECTED} ({type(e).__name__}: {e})"
-        ) from e
+    return _load_h5(path, compile, custom_objects)
 
 
 def _check_keras_archive(path):
@@ -142,7 +161,7 @@ def _check_keras_archive(path):
     if not zipfile.is_zipfile(path):
         hint = " (it is an HDF5 file: rename it to .h5)" if h5py.is_hdf5(path) else ""
         raise ModelFileError(f"{path}: not a .keras zip archive, or truncated{hint}")
-    with zipfile.ZipFile(path) as zf:
+    with _reading(path), zipfile.ZipFile(path) as zf:
         if "config.json" not in zf.namelist():
             raise ModelFileError(f"{path}: zip archive without config.json, not a .keras model")
         # CRC-check every member now, so damage inside the weights is reported as such.
@@ -159,7 +178,7 @@ def _load_h5(path, compile, custom_objects):
         f = h5py.File(path, "r")
     except OSError as e:  # h5py checks the stored end-of-file address, so this catches truncation
         raise ModelFileError(f"{path}: truncated or damaged HDF5 file ({e})") from e
-    with f:
+    with _reading(path), f:
         raw = f.attrs.get("model_config")
         if raw is None:
             # tf.keras 2 weights files carry "layer_names"; Keras 3 ones "layers" and "vars".
@@ -177,10 +196,13 @@ def _load_h5(path, compile, custom_objects):
         ]
     if version.startswith("3."):
         # Written by Keras 3 (keras_gans): Keras reads its own files, compile included.
-        return keras.saving.load_model(path, compile=compile, custom_objects=custom_objects)
+        with _reading(path):
+            return keras.saving.load_model(path, compile=compile, custom_objects=custom_objects)
 
+    with _reading(path):
+        config = json.loads(_text(raw))
     # A legacy class the caller maps in custom_objects is theirs to build: leave it untranslated.
-    config = _translate(json.loads(_text(raw)), keep=set(custom_objects or ()))
+    config = _translate(config, keep=set(custom_objects or ()))
     model = _model_from_config(config, custom_objects, path)
     model_layers = [layer.name for layer in model.layers if layer.weights]
     if sorted(model_layers) != sorted(file_layers):
@@ -191,9 +213,11 @@ def _load_h5(path, compile, custom_objects):
     # By name rather than Keras's default (by order), checked above to cover every layer: were the
     # rebuilt layer order ever to differ from the saved one, same-shape weights (every contrib
     # norm's gamma/beta has shape (1,)) would otherwise load into the wrong layers silently.
-    model.load_weights(path, by_name=True)
+    with _reading(path):
+        model.load_weights(path, by_name=True)
     if compile and training is not None:
-        _compile(model, json.loads(_text(training)), path)
+        with _reading(path):  # the file's training_config, read by Keras
+            _compile(model, json.loads(_text(training)), path)
     return model
 
 
@@ -254,7 +278,7 @@ def _model_from_config(config, custom_objects, path):
     cls = cls or keras.saving.get_registered_object(name)
     if cls is None:
         raise ModelFileError(f"{path}: unknown model class {name!r}; pass it in custom_objects")
-    with keras.saving.custom_object_scope(custom_objects or {}):
+    with _reading(path), keras.saving.custom_object_scope(custom_objects or {}):
         return cls.from_config(config["config"], custom_objects=custom_objects)
 
 

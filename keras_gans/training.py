@@ -16,7 +16,8 @@ strategy's scope, checkpoints of every model, optimizer and counter (``tf.train.
 replaces its index file only after the data is written), resume from the exact step, a refusal of a
 checkpoint written with other hyper-parameters, a stop (or a roll-back) on NaN / Inf losses,
 ``losses.csv`` / ``losses.png``, grids ``images/<step>.png``, models ``models/<name>.{h5,keras}``
-written with every checkpoint and at the end, and ``summary.json``.
+written with every checkpoint and at the end, ``summary.json``, one run per output folder and a
+checkpoint on SIGTERM / SIGINT (:mod:`keras_gans.run_guard`).
 
 Keras 3 reads ``trainable`` when a model's train function is first traced, so :meth:`update` sets the
 flags before every call: the models a compiled model freezes are frozen, the model itself unfrozen.
@@ -37,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from keras_gans import distribute, plotting, reports
+from keras_gans import distribute, initialization, plotting, reports, run_guard
 from keras_gans.checkpoints import Checkpointing
 from keras_gans.errors import ConfigError, DivergenceError
 from keras_gans.reports import LossLog
@@ -78,6 +79,8 @@ class GANTrainer(Checkpointing):
         deterministic=False,
         eval_every=0,
         eval_extractor=None,
+        init_from=None,
+        run_eagerly=None,
     ):
         """Set the run-wide state; call first in a subclass ``__init__``, before building models."""
         if accumulate < 1:
@@ -99,6 +102,9 @@ class GANTrainer(Checkpointing):
         self.strategy = distribute.get_strategy(strategy)
         self.is_chief = distribute.is_chief(self.strategy)
         self.jit_compile = distribute.jit_setting(jit)
+        if run_eagerly is None:  # the test suite sets it: a trace costs more than a few tiny steps
+            run_eagerly = os.environ.get("KERAS_GANS_RUN_EAGERLY", "") not in ("", "0")
+        self.run_eagerly = bool(run_eagerly)
         self.accumulate = int(accumulate)
         self.checkpoint_every = checkpoint_every or 0
         self.keep_checkpoints = keep_checkpoints
@@ -109,6 +115,8 @@ class GANTrainer(Checkpointing):
         self.eval_extractor = eval_extractor
         self._evaluator = None
         self.output_dir = os.path.abspath(output_dir)
+        if self.is_chief:  # another live run there: stop before anything is built
+            run_guard.refuse_if_locked(self.output_dir)
         self.images_dir = os.path.join(self.output_dir, "images")
         self.models_dir = os.path.join(self.output_dir, "models")
         self.checkpoint_dir = os.path.join(self.output_dir, "checkpoints")
@@ -120,20 +128,25 @@ class GANTrainer(Checkpointing):
         self._saved_checkpoint = None  # the newest checkpoint this run wrote or restored
         self._sampled_at = self._models_saved_at = None
         self._started = time.time()
+        self.init_from, self.init_sources, self._init_summary = init_from, {}, {}
 
     def build_models(self):
         """Run :meth:`build` and create every optimizer's slots, both inside the strategy's scope
-        (slots made later, e.g. by a restore, would be outside it and fail under MirroredStrategy)."""
+        (slots made later, e.g. by a restore, would be outside it and fail under MirroredStrategy),
+        then copy in the weights of the ``init_from`` files (:mod:`keras_gans.initialization`)."""
         with self.strategy.scope():
             self.models = dict(self.build())
             self.build_optimizers()
+        if self.init_from:
+            self.init_sources = initialization.initialize(self.models, self.init_from)
 
     def compile(self, model, frozen=(), **kwargs):
         """``model.compile(**kwargs)`` (with the run's XLA setting); ``frozen``: the models it holds
         that stay fixed in its update (a discriminator inside a combined model)."""
         for m in frozen:
             self.set_trainable(m, False)
-        model.compile(jit_compile=self.jit_compile, **kwargs)
+        eager = self.run_eagerly
+        model.compile(jit_compile=self.jit_compile and not eager, run_eagerly=eager, **kwargs)
         self.compiled[model.name] = (model, tuple(frozen))
         return model
 
@@ -244,6 +257,8 @@ class GANTrainer(Checkpointing):
 
         Every ``sample_interval`` steps a grid; every ``checkpoint_every`` steps a checkpoint and the
         models; at the end all of these once more (unless just written), the loss plot and summary.
+        The output folder is locked meanwhile; SIGTERM / SIGINT stop it after the current step with
+        a checkpoint (:mod:`keras_gans.run_guard`).
         """
         batch_size = batch_size or self.default_batch_size
         sample_interval = (
@@ -260,10 +275,14 @@ class GANTrainer(Checkpointing):
         if epochs is None:
             epochs = math.ceil(max_steps / n_batches) if max_steps else self.default_epochs
         total = epochs * n_batches if max_steps is None else min(max_steps, epochs * n_batches)
-        if self.resume:
-            self.restore_checkpoint()
-        else:
+        with run_guard.RunGuard(self) as guard:  # the folder's lock; SIGTERM / SIGINT handlers
+            return self._run_steps(guard, total, batch_size, sample_interval, n_batches)
+
+    def _run_steps(self, guard, total, batch_size, sample_interval, n_batches):
+        resumed = self.resume and self.restore_checkpoint()  # a checkpoint wins over init_from
+        if not self.resume and not self.step:  # not again when run() continues after a stop
             self.loss_log.truncate_after(0)
+        self._init_summary = initialization.settle(self, resumed)
         self.batch_size = batch_size
         bar = tqdm(
             total=total, initial=min(self.step, total), desc=self.name, disable=not self.is_chief
@@ -285,6 +304,7 @@ class GANTrainer(Checkpointing):
                         self.sample_images()
                     if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                         self.save_checkpoint()
+                    guard.stop_if_asked()
                     if self.step >= total:
                         break
                 else:  # the epoch ran out (unreadable files may make it shorter than n_batches)
@@ -311,10 +331,17 @@ class GANTrainer(Checkpointing):
 
     # --- evaluation ---------------------------------------------------------------------------------
     def maybe_evaluate(self):
-        """:meth:`evaluate` every ``eval_every`` steps on the chief; its values join losses.csv."""
+        """:meth:`evaluate` every ``eval_every`` steps on the chief; its values join losses.csv,
+        ``fid`` keyed by its network (``fid_keras_inception_v3``: not a published-FID scale)."""
         if not (self.eval_every and self.is_chief and self.step % self.eval_every == 0):
             return {}
-        return {k: float(v) for k, v in self.evaluate().items() if v is not None}
+        values = {k: float(v) for k, v in self.evaluate().items() if v is not None}
+        return {self._fid_key() if k == "fid" else k: v for k, v in values.items()}
+
+    def _fid_key(self):
+        from keras_gans.metrics import fid_key
+
+        return fid_key(self.eval_extractor or "inception")
 
     def fid_kid(self, real_images, fake_images):
         """FID and KID of ``fake_images`` against ``real_images`` (features computed once)."""
@@ -354,11 +381,10 @@ class GANTrainer(Checkpointing):
 
     def plot_losses(self):
         if self.is_chief and os.path.exists(self.loss_log.path):
-            plotting.plot_losses(
-                self.loss_log.path,
-                os.path.join(self.output_dir, "losses.png"),
-                groups=self.loss_groups,
-            )
+            rename = lambda columns: [self._fid_key() if c == "fid" else c for c in columns]
+            groups = {title: rename(cols) for title, cols in (self.loss_groups or {}).items()}
+            path = os.path.join(self.output_dir, "losses.png")
+            plotting.plot_losses(self.loss_log.path, path, groups=groups or None)
 
     def write_summary(self, **extra):
         """``summary.json`` (on the chief); every worker gets the same dict back."""
@@ -374,6 +400,7 @@ class GANTrainer(Checkpointing):
             "models": sorted(self.models),
             "skipped_files": len(self.skipped_files),
             "skipped": list(self.skipped_files),
+            **self._init_summary,
             **self.summary_info(),
             **extra,
         }

@@ -3,8 +3,29 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tiny models for a few steps: tracing a CycleGAN's update costs about 20 s, an eager step under 2.
+# Inherited by subprocesses and notebook kernels. The trainer contract, the strategy tests and the
+# tests of many steps pass run_eagerly=False (or set the variable to 0): the traced path, the one
+# real runs take, keeps its own tests.
+os.environ.setdefault("KERAS_GANS_RUN_EAGERLY", "1")
 
 import pytest  # noqa: E402
+
+# The longest files first: `--dist loadfile` hands out whole files in collection order, and a long
+# file handed out last keeps one worker busy while the other idles.
+LONGEST_FIRST = (
+    "test_trainers_distributed.py",
+    "test_notebooks.py",
+    "test_trainers.py",
+    "test_cyclegan.py",
+    "test_reliability.py",
+    "test_distribute.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(autouse=True)

@@ -158,14 +158,51 @@ def test_cli_scores_a_folder_with_a_saved_pair(saved_pair, tmp_path, capsys):
     assert capsys.readouterr().err.count("error:") == 0
 
 
+def test_score_without_model_uses_the_train_runs_models(saved_pair, tmp_path):
+    """``score --output-dir RUN`` scores with RUN/models/, where ``train --output-dir RUN`` saved
+    G and D, and writes its report there."""
+    run = os.path.dirname(saved_pair)  # the fixture's models/ folder sits in tmp_path
+    images = tmp_path / "unlabelled"
+    images.mkdir()
+    Image.fromarray(np.full((16, 16), 200, np.uint8)).save(images / "0.png")
+    argv = ["score", "--output-dir", run, "--input", str(images), "--iterations", "1"]
+    result = anogan.main(argv + ["--seed", "1"])
+    assert result["anomaly_score"].shape == (1,)
+    assert reports.read_json(os.path.join(run, "report.json"))["images"] == 1
+
+
+def test_z_prior_is_the_same_in_training_and_search(saved_pair, tmp_path):
+    """--z-prior uniform: the DCGAN's training noise is U(-1, 1), and ``score`` searches from the
+    prior recorded in the run's summary.json (N(0, 1) when none is recorded)."""
+    tiny = {"images": _images(8), "latent_dim": LATENT, "gf": 4, "df": 4, "checkpoint_every": 0}
+    runs = {p: anogan.NormalDCGAN(output_dir=str(tmp_path / p), z_prior=p, **tiny) for p in ("normal", "uniform")}  # fmt: skip
+    z = {p: gan.noise(2000, 0, 1) for p, gan in runs.items()}
+    assert np.abs(z["uniform"]).max() <= 1.0 and z["uniform"].std() == pytest.approx(0.577, 0.05)
+    assert np.abs(z["normal"]).max() > 2.0 and runs["uniform"].config()["z_prior"] == "uniform"
+    assert anogan.trained_prior(saved_pair) == "normal"
+    reports.write_json(tmp_path / "summary.json", {"config": {"z_prior": "uniform"}})
+    assert anogan.trained_prior(os.path.join(saved_pair, "generator.keras")) == "uniform"
+    images = tmp_path / "unlabelled"
+    images.mkdir()
+    Image.fromarray(np.full((16, 16), 9, np.uint8)).save(images / "0.png")
+    out = tmp_path / "out"
+    argv = ["score", "--model", saved_pair, "--input", str(images), "--iterations", "1"]
+    result = anogan.main(argv + ["--output-dir", str(out), "--seed", "1"])
+    assert reports.read_json(out / "report.json")["z_prior"] == "uniform"
+    assert np.abs(result["z_init"]).max() <= 1.0
+    with pytest.raises(ValueError, match="--z-prior"):
+        anogan.NormalDCGAN(z_prior="cauchy", **tiny)
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [
         (["--model", "{tmp}/nowhere/generator.keras"], "no discriminator.keras or .h5 in"),
         (["--model", "{models}", "--lambda", "1.5"], "--lambda (lambda_) must lie in [0, 1]"),
         (["--model", "{models}", "--feature-layer", "nope"], "has no layer 'nope'"),
+        (["--iterations", "1"], "no --model given and {tmp}/out holds no trained models"),
     ],
-    ids=["no-model", "lambda", "feature-layer"],
+    ids=["no-model", "lambda", "feature-layer", "no-train-run"],
 )
 def test_cli_known_failures_are_one_error_line_and_exit_2(
     saved_pair, tmp_path, capsys, args, expected
@@ -175,6 +212,7 @@ def test_cli_known_failures_are_one_error_line_and_exit_2(
         anogan.main(argv + ["--output-dir", str(tmp_path / "out")])
     assert exit_.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
+    expected = expected.format(tmp=tmp_path)
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not os.path.exists(tmp_path / "out")
 
@@ -185,21 +223,24 @@ def test_cli_train_uses_the_dcgan_trainer_with_tkwoos_defaults(tmp_path):
     anogan.main(
         ["train", "--no-score", "--img-size", "16", "--gf", "4", "--df", "4", "--latent-dim", "8"]
         + ["--max-steps", "2", "--checkpoint-every", "0", "--output-dir", str(out), "--seed", "0"]
+        + ["--z-prior", "uniform"]
     )
     summary = reports.read_json(out / "summary.json")
     assert summary["steps"] == 2 and summary["batch_size"] == anogan.BATCH_SIZE == 64
     assert summary["config"]["img_size"] == 16 and summary["config"]["channels"] == 1
+    assert summary["config"]["z_prior"] == "uniform" == anogan.trained_prior(str(out / "models"))
     assert os.path.getsize(out / "models" / "generator.h5") > 0
     assert not os.path.exists(out / "report.json")  # --no-score: no search
 
 
 @pytest.mark.slow
-def test_cli_trains_scores_a_toy_set_and_rescores_from_saved_models(tmp_path):
+def test_cli_trains_scores_a_toy_set_and_rescores_from_saved_models(tmp_path, monkeypatch):
     """One short DCGAN training on normal images only; the negatives score high (AUROC ~ 1).
 
     With an untrained G (output ~0) both kinds would be about as far from G(z); it is the training
     on dark normal images that separates them.
     """
+    monkeypatch.setenv("KERAS_GANS_RUN_EAGERLY", "0")  # 80 steps: tracing once is cheaper
     data = _toy_folder(tmp_path / "toy")
     out = str(tmp_path / "run")
     common = ["--data-dir", data, "--normal-class", "normal", "--iterations", "20"]
@@ -250,3 +291,11 @@ def test_help_documents_the_paper_defaults(command, capsys):
     assert "Gamma (default: 500)" in text and "L_D, in [0, 1] (default: 0.1)" in text
     assert ("--strategy" in text) == (command == "train")
     assert ("--model" in text) == (command == "score")
+
+
+def test_a_threshold_that_calls_everything_anomalous_is_flagged():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([1.0, 2.0, 3.0, 6.0, 4.0, 5.0, 7.0, 8.0])
+    assert anogan_eval.classification_report(labels, scores, 0.5)["prediction_check"]["degenerate"]
+    working = anogan_eval.classification_report(labels, scores, 4.0)["prediction_check"]
+    assert not working["degenerate"] and working["shares"] == pytest.approx([0.375, 0.625])

@@ -243,7 +243,7 @@ def test_hinge_losses():
 def test_saved_d_compiles_with_the_hinge_loss(gan, tmp_path):
     # Models saved before the losses moved to keras_gans.losses name them "keras_gans>d_hinge_loss".
     assert keras.saving.get_registered_name(losses.d_hinge_loss) == "keras_gans>d_hinge_loss"
-    path = save_model(gan.d, str(tmp_path / "d"), formats=("keras",))[0]
+    path = save_model(gan.d, str(tmp_path / "d"), formats=("keras",), include_optimizer=True)[0]
     assert load_model(path, compile=True).loss is losses.d_hinge_loss
 
 

@@ -117,3 +117,38 @@ def test_classifier_beats_chance_on_the_sample():
     assert len(history["loss"]) <= 5
     assert m["balanced_accuracy"] > 0.75, m
     assert m["roc_auc"] > 0.85, m
+
+
+def test_bn_stats_auto_follows_the_steps_per_epoch():
+    assert C.resolve_bn_stats("auto", 152, 64) == "recompute"  # issue 22: 3 steps an epoch
+    assert C.resolve_bn_stats("auto", 15_000, 64) == "moving"  # the report's size: 235 steps
+    assert C.resolve_bn_stats("auto", 152, 64, bn_momentum=0.5) == "moving"  # spans 2 steps
+    assert C.resolve_bn_stats("moving", 10) == "moving"
+    with pytest.raises(ConfigError, match="--bn-stats 'batch'"):
+        C.resolve_bn_stats("batch", 10)
+
+
+def test_recomputed_bn_statistics_fix_a_one_class_classifier():
+    """Moving statistics after a few steps answer one class; recomputed ones separate the classes."""
+    from keras_gans.evaluation import prediction_check
+
+    x, y = _images(80)
+    train, val, test = (x[:48], y[:48]), (x[48:64], y[48:64]), (x[64:], y[64:])
+    checks, models = {}, {}
+    for mode in ("moving", "recompute"):
+        model, _ = C.train_classifier(train, val, 2, None, 0, 1, 16, False, bn_stats=mode)
+        pred = C.predict_proba(model, test[0]).argmax(1)
+        checks[mode], models[mode] = prediction_check(test[1], pred, 2), model
+    assert checks["moving"]["degenerate"], checks
+    assert not checks["recompute"]["degenerate"] and checks["recompute"]["share"] < 0.7, checks
+    # The statistics are those of each layer's inputs over the training images, in inference mode.
+    model = models["moving"]
+    assert C.recompute_bn_statistics(model, train[0], batch_size=7) == 4
+    for name in ("block1_bn", "fc_bn"):
+        layer = model.get_layer(name)
+        inputs = keras.Model(model.input, layer.input)(train[0] / 255.0, training=False)
+        inputs = np.asarray(inputs).reshape(-1, layer.moving_mean.shape[0])
+        np.testing.assert_allclose(layer.moving_mean.numpy(), inputs.mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            layer.moving_variance.numpy(), inputs.var(0), rtol=1e-3, atol=1e-6
+        )

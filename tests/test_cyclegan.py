@@ -206,6 +206,7 @@ def test_short_training_moves_translations_toward_domain_b(tmp_path):
         output_dir=str(tmp_path / "out"),
         seed=1,
         checkpoint_every=0,
+        run_eagerly=False,  # 120 steps: tracing once is cheaper
     )
     test_a = load_folder(os.path.join(root, "testA"), SIZE)
     test_b = load_folder(os.path.join(root, "testB"), SIZE)
@@ -242,6 +243,7 @@ def test_eval_every_logs_the_translation_score_of_the_current_generators(fruit, 
     assert float(scored[0]["b_to_a"]) == pytest.approx(again["b_to_a"], abs=1e-5)
 
 
+@pytest.mark.slow  # traces the fused step: tens of seconds
 def test_fused_flag_trains_through_the_cli(fruit, tmp_path):
     argv = ["--data-dir", fruit, "--img-size", str(SIZE), "--gf", "4", "--df", "4", "--fused"]
     argv += ["--max-steps", "2", "--batch-size", "2", "--output-dir", str(tmp_path), "--seed", "0"]

@@ -1,5 +1,6 @@
 """Image reading, the unpaired (Berkeley) pipeline, downloads and the built-in fruit sample."""
 
+import hashlib
 import io
 import logging
 import os
@@ -137,8 +138,46 @@ def test_corrupt_archive_and_checksum_are_reported(tmp_path):
     with pytest.raises(dl.DownloadError, match="not a valid zip"):
         dl.extract_zip(str(tmp_path / "bad.zip"), str(tmp_path / "x"))
     (tmp_path / "f.bin").write_bytes(b"abc")
-    with pytest.raises(dl.DownloadError, match="checksum"):
+    with pytest.raises(dl.DownloadError, match="checksum mismatch: sha256 ba7816bf") as err:
         dl.download((tmp_path / "f.bin").as_uri(), str(tmp_path / "copy.bin"), sha256="0" * 64)
+    assert "\n" not in str(err.value) and os.listdir(tmp_path) == ["f.bin"]  # no .part left
+    right = hashlib.sha256(b"abc").hexdigest().upper()
+    assert dl.download((tmp_path / "f.bin").as_uri(), str(tmp_path / "copy.bin"), sha256=right)
+    assert (tmp_path / "copy.bin").read_bytes() == b"abc"
+
+
+def test_downloads_go_through_keras_get_file(tmp_path, monkeypatch):
+    calls = []
+
+    def get_file(fname, origin, **kwargs):
+        calls.append((fname, origin, kwargs))
+        path = os.path.join(kwargs["cache_dir"], kwargs["cache_subdir"], fname)
+        open(path, "wb").write(b"abc")
+        return path
+
+    monkeypatch.setattr(dl.keras.utils, "get_file", get_file)
+    sha = hashlib.sha256(b"abc").hexdigest()
+    dest = str(tmp_path / "a.zip")
+    assert dl.download("https://example.org/a.zip", dest, sha256=sha) == dest
+    assert dl.download("https://example.org/a.zip", dest, sha256=sha) == dest  # cached
+    ((fname, origin, kwargs),) = calls
+    assert (fname, origin, kwargs["file_hash"]) == ("a.zip.part", "https://example.org/a.zip", sha)
+    assert kwargs["hash_algorithm"] == "sha256" and os.listdir(tmp_path) == ["a.zip"]
+
+
+def test_cyclegan_cli_refuses_an_archive_with_another_sha256(tmp_path, monkeypatch, capsys):
+    from keras_gans import cyclegan
+
+    with zipfile.ZipFile(tmp_path / "apple2orange.zip", "w") as z:
+        z.writestr("apple2orange/trainA/0.txt", "not an image")
+    monkeypatch.setenv("KERAS_GANS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_GANS_BERKELEY_URL", f"file://{tmp_path}/{{name}}.zip")
+    for sha, expected in (("0" * 64, "checksum mismatch"), ("xyz", "64 hexadecimal digits")):
+        with pytest.raises(SystemExit) as exit_:
+            cyclegan.main(["--dataset", "apple2orange", "--sha256", sha])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(lines) == 1 and expected in lines[0], lines
+    assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("*.zip*"))
 
 
 def test_fruit_sample_is_deterministic_and_two_colours(tmp_path):

@@ -121,6 +121,30 @@ def test_models_build_without_data_and_isic_is_read_on_first_use(tmp_path, monke
     assert len(calls) == 1
 
 
+def test_isic_classes_and_dedup_options_reach_the_loader(tmp_path, monkeypatch):
+    """--classes all (the report's GANs: every diagnosis) and --dedup for gan, dcgan, biggan, cgan."""
+    from keras_gans import biggan, cgan, gan
+
+    folder = str(_isic_folder(tmp_path / "lesions", (("melanoma", 2), ("nevus", 2), ("bcc", 3))))
+    monkeypatch.chdir(tmp_path)
+    for module in (dcgan, biggan):
+        monkeypatch.setattr(module.cli, "train", lambda trainer, args: trainer)
+    tiny = ["--data-dir", folder, "--max-steps", "1", "--checkpoint-every", "0"]
+    for main in (dcgan.main, gan.main):
+        every = main([*tiny, "--img-size", "8", "--gf", "4", "--df", "4", "--classes", "all"])
+        assert every.class_counts is None and len(every.images) == 7
+        assert every.class_counts == {"melanoma": 2, "nevus": 2, "other": 3}
+    default = dcgan.main([*tiny, "--img-size", "8", "--gf", "4", "--df", "4", "--dedup", "none"])
+    assert len(default.images) == 4 and default.summary_info()["dedup"] == "none"
+    big = biggan.main([*tiny, "--img-size", "16", "--ch", "2", "--classes", "all"])
+    assert big.class_names == ("melanoma", "nevus", "other") and big.num_classes == 3
+    assert np.bincount(big.labels).tolist() == [2, 2, 3]
+    _, labels, names = cgan.load_data("isic", folder, 8, classes=("nevus", "other"), dedup="none")
+    assert names == ["nevus", "other"] and np.bincount(labels).tolist() == [2, 3]
+    with pytest.raises(SystemExit):
+        dcgan.main([*tiny, "--classes", "moles"])
+
+
 def test_one_optimizer_per_compiled_model_with_the_report_settings(gan):
     assert set(gan.models) == {"generator", "discriminator"}
     assert gan.compiled["combined"][1] == (gan.discriminator,)
@@ -251,3 +275,7 @@ def test_evaluate_scores_samples_against_the_training_images(tmp_path):
     assert scores["kid"] == pytest.approx(direct["kid"])
     assert gan.evaluate() == scores  # the same step draws the same samples
     assert _make(tmp_path / "none").evaluate() == {}  # no --eval-extractor, no metrics
+    # What losses.csv receives: the FID keyed by the network that made it.
+    logged = gan.maybe_evaluate()
+    assert set(logged) == {f"fid_{extractor.name}", "kid"}
+    assert logged[f"fid_{extractor.name}"] == pytest.approx(scores["fid"])

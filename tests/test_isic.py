@@ -199,6 +199,35 @@ def test_class_folders_and_one_hot_ground_truth(tmp_path):
     assert isic.load_isic(str(root), img_size=8, cache=False).labels.tolist() == [0, 1]
 
 
+def test_dedup_modes_and_all_diagnoses(tmp_path):
+    """--dedup lesion drops a second photo of a lesion and identical pixels, pixels only the
+    latter, none neither; --classes all keeps every diagnosis; the cache keys on both."""
+    root = tmp_path / "ham"
+    rows = [("ISIC_1", "mel", "L1"), ("ISIC_2", "mel", "L1"), ("ISIC_3", "nv", "L2")]
+    rows += [("ISIC_4", "nv", "L3"), ("ISIC_5", "bcc", "L4")]
+    for image_id, seed in (("ISIC_1", 1), ("ISIC_2", 2), ("ISIC_3", 3), ("ISIC_4", 3)):
+        _write_image(str(root / f"{image_id}.jpg"), seed=seed, size=(8, 8))
+    _write_image(str(root / "ISIC_5.png"), seed=5, size=(8, 8))
+    _write_csv(root / "HAM10000_metadata.csv", ("image_id", "dx", "lesion_id"), rows)
+    kept = {m: isic.load_isic(str(root), img_size=8, dedup=m).ids for m in isic.DEDUP}
+    assert kept == {
+        "lesion": ["ISIC_1", "ISIC_3"],
+        "pixels": ["ISIC_1", "ISIC_2", "ISIC_3"],
+        "none": ["ISIC_1", "ISIC_2", "ISIC_3", "ISIC_4"],
+    }
+    every = isic.load_isic(str(root), img_size=8, classes="all", dedup="none")
+    assert every.class_names == isic.ALL_CLASSES == ("melanoma", "nevus", "other")
+    assert every.counts() == {"melanoma": 2, "nevus": 2, "other": 1}
+    assert isic.load_isic(str(root), img_size=8, classes="all", dedup="none").from_cache
+    assert isic.parse_classes("all") == isic.ALL_CLASSES
+    assert isic.parse_classes(" nevus,melanoma ") == ("nevus", "melanoma")
+    for bad in ("bcc", "nevus,nevus", ""):
+        with pytest.raises(ConfigError, match="--classes"):
+            isic.parse_classes(bad)
+    with pytest.raises(ConfigError, match="--dedup"):
+        isic.load_isic(str(root), dedup="lesions")
+
+
 def test_missing_metadata_and_folder_are_explained(tmp_path):
     _write_image(str(tmp_path / "lonely" / "a.png"), seed=1)
     with pytest.raises(NoImagesError, match="HAM10000_metadata.csv"):

@@ -36,6 +36,15 @@ def _toy(n_mel=40, n_nev=90, seed=0):
     return images, labels, lesions
 
 
+def _images_by_brightness(n, size=SIZE, seed=0):
+    """uint8 images whose brightness tells the class (melanoma dark, nevus bright), and labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    base = np.where(labels[:, None, None, None] == 0, 80, 170)
+    noise = rng.integers(-60, 60, (n, size, size, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8), labels
+
+
 def _digest(img):
     return hashlib.sha1(img.tobytes()).hexdigest()
 
@@ -237,7 +246,7 @@ def test_report_gives_intervals_and_paired_differences(tmp_path):
     assert diff["better"] == 3 and 0 < diff["p_value"] < 0.05
     lesion_report.write_outputs(report, runs, str(tmp_path))
     table = (tmp_path / "report.md").read_text()
-    row = "| accuracy | 0.720 [0.670, 0.770] | 0.750 [0.684, 0.816] | +0.030 [0.005, 0.055] |"
+    row = "| accuracy (0.5) | 0.720 [0.670, 0.770] | 0.750 [0.684, 0.816] | +0.030 [0.005, 0.055] |"
     assert row in table
     assert "python -m keras_gans.experiments.lesion_harness split" in table
     saved = json.loads((tmp_path / "report.json").read_text())
@@ -248,6 +257,7 @@ def test_report_gives_intervals_and_paired_differences(tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if "tmp" in p.name]  # atomic writes cleaned up
 
 
+@pytest.mark.slow
 def test_cli_runs_end_to_end_on_the_sample(tmp_path):
     """One seed x two arms, one epoch at 24 px: every file, paired runs, the GAN training pool."""
     g1, g2 = _generator(tmp_path / "g_mel", 1), _generator(tmp_path / "g_nev", 2)
@@ -266,7 +276,7 @@ def test_cli_runs_end_to_end_on_the_sample(tmp_path):
     assert saved["data"]["test_counts"] == {"melanoma": 40, "nevus": 40}
     acc = saved["summary"]["real"]["accuracy"]
     assert acc["n"] == 1 and acc["low"] is None and 0 <= acc["mean"] <= 1  # one seed: no interval
-    assert set(saved["differences"]["real+synthetic - real"]) <= set(H.SCALAR_METRICS)
+    assert set(saved["differences"]["real+synthetic - real"]) <= set(lesion_report.REPORTED_METRICS)
     for real, mixed in zip(saved["runs"]["real"], saved["runs"]["real+synthetic"]):
         assert real["seed"] == mixed["seed"] and real["val_counts"] == mixed["val_counts"]
         assert mixed["synthetic_counts"] == {"melanoma": 30, "nevus": 10}
@@ -274,12 +284,17 @@ def test_cli_runs_end_to_end_on_the_sample(tmp_path):
             assert mixed["train_counts"][c] == real["train_counts"][c] + (
                 30 if c == "melanoma" else 10
             )
-        for run in (real, mixed):  # "auto" weights are the balanced weights of that training split
-            n, counts = sum(run["train_counts"].values()), run["train_counts"]
-            assert run["class_weight"] == pytest.approx({c: n / (2 * counts[c]) for c in counts})
+        # "auto" weights: the balanced weights of the real training split, the same in both arms
+        # even though 30 + 10 synthetic images change the class mix of real+synthetic.
+        n, counts = sum(real["train_counts"].values()), real["train_counts"]
+        assert real["class_weight"] == pytest.approx({c: n / (2 * counts[c]) for c in counts})
+        assert mixed["class_weight"] == real["class_weight"]
+        assert real["bn_stats"] == mixed["bn_stats"] == "recompute"  # a few steps an epoch
+        for run in (real, mixed):
             assert run["epochs_run"] == run["best_epoch"] == 1
     table = (out / "report.md").read_text()
-    assert "| balanced_accuracy |" in table and "real+synthetic - real" in table
+    assert "| balanced_accuracy (0.5) |" in table and "real+synthetic - real" in table
+    assert "| balanced_accuracy (val. threshold) |" in table
     rows = [line.split(" | ")[:2] for line in table.splitlines() if line.startswith("| real")]
     assert rows == [["| real", "1"], ["| real+synthetic", "1"]]  # one row per run
     for name in ("roc.png", "confusion_real.png", "confusion_real_synthetic.png"):
@@ -310,3 +325,131 @@ def test_cli_runs_end_to_end_on_the_sample(tmp_path):
     assert len(written) == sum(counts.values()) == len(data.ids) - 80
     assert not written & set(saved["data"]["test_ids"])
     assert (pool / "test_ids.txt").read_text().split() == saved["data"]["test_ids"]
+
+
+def _scored_runs(arm_probs, y_test, y_val):
+    """Harness-like records from ``{arm: [(test probs, val probs) per seed]}``, scored as the
+    harness scores them."""
+    runs = {}
+    for arm, per_seed in arm_probs.items():
+        runs[arm] = []
+        for seed, (p_test, p_val) in enumerate(per_seed):
+            fpr, tpr, _ = skm.roc_curve(y_test == 0, p_test[:, 0])
+            record = {"seed": seed, **lesion_report.score_run(y_test, p_test, y_val, p_val, 0, 2)}
+            record.update(train_counts={"melanoma": 4, "nevus": 4}, synthetic_counts={})
+            record.update(val_counts={"melanoma": 2, "nevus": 2}, class_weight=None)
+            record.update(epochs_run=3, best_epoch=1, bn_stats="moving", roc=(fpr, tpr))
+            runs[arm].append(record)
+    return runs
+
+
+def test_degenerate_runs_are_flagged_everywhere(tmp_path, caplog):
+    """A classifier that calls every image melanoma is flagged; a working one is not."""
+    rng = np.random.default_rng(0)
+    y_test, y_val = np.array([0] * 20 + [1] * 20), np.array([0, 0, 1, 1])
+
+    def probs(y, signal, bias):  # p(melanoma): higher for melanoma by `signal`, shifted by `bias`
+        p = np.clip(0.5 + bias + signal * (y == 0) - signal / 2 + rng.normal(0, 0.01, len(y)), 0, 1)
+        return np.stack([p, 1 - p], 1)
+
+    constant = [(probs(y_test, 0.1, 0.4), probs(y_val, 0.1, 0.4)) for _ in range(3)]
+    working = [(probs(y_test, 0.6, 0.0), probs(y_val, 0.6, 0.0)) for _ in range(3)]
+    runs = _scored_runs({"real": constant, "real+synthetic": working}, y_test, y_val)
+    data = SimpleNamespace(
+        class_names=CLASSES, labels=np.r_[y_test, y_val], ids=[str(i) for i in range(44)], root="x"
+    )
+    settings = {"img_size": 32, "seeds": [0, 1, 2], "epochs": 3, "batch_size": 4}
+    settings.update(class_weight="auto", augment=True, synthetic="fakes", bn_stats="moving")
+    report = H.assemble_report(settings, data, runs, "melanoma", np.arange(40))
+    assert report["degenerate"]["real"]["threshold_0.5"] == [0, 1, 2]
+    assert report["degenerate"]["real+synthetic"] == {"threshold_0.5": [], "val_threshold": []}
+    real, mixed = report["summary"]["real"], report["summary"]["real+synthetic"]
+    assert real["accuracy"]["degenerate_runs"] == 3 and "degenerate_runs" not in real["roc_auc"]
+    assert mixed["accuracy"]["degenerate_runs"] == 0
+    diff = report["differences"]["real+synthetic - real"]
+    assert diff["sensitivity"]["degenerate_runs"] == 3
+    # The validation threshold re-centres the constant arm: its scores still rank the images.
+    assert real["balanced_accuracy_at_val_threshold"]["mean"] > 0.9
+    assert real["accuracy_at_val_threshold"]["degenerate_runs"] == 0
+    lesion_report.write_outputs(report, runs, str(tmp_path))
+    table = (tmp_path / "report.md").read_text()
+    assert "**Warning: 3 degenerate result(s)**" in table
+    assert "real, seed 0: at 0.5, 100% of the balanced test set is predicted melanoma" in table
+    assert "| accuracy (0.5) | DEGENERATE in 3/3 runs: 0.500 [0.500, 0.500] | 1.000" in table
+    assert "| accuracy (val. threshold) | " in table
+    rows = [line for line in table.splitlines() if line.startswith("| real | ")]
+    assert all("| DEGENERATE (100% melanoma) |" in row for row in rows) and len(rows) == 3
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["runs"]["real"][0]["prediction_check"]["degenerate"] is True
+    assert saved["summary"]["real"]["accuracy"]["degenerate_runs"] == 3
+    with caplog.at_level(logging.WARNING):
+        for line in lesion_report.warning_lines(report):
+            logging.getLogger("keras_gans").warning(line)
+    assert caplog.text.count("degenerate classifier") == 3
+
+
+def test_a_seed_reproduces_its_run_with_or_without_the_other_arm():
+    """One tiny seed, augmentation on, twice: the real arm's scores match to the last bit, whether
+    or not the synthetic arm ran beside it."""
+    x = _images_by_brightness(72)
+    data = SimpleNamespace(
+        images=x[0] / 255.0,
+        labels=x[1],
+        ids=[f"ISIC_{i:07d}" for i in range(72)],
+        lesion_ids=None,
+        class_names=CLASSES,
+        root="toy",
+    )
+
+    class Fakes:  # a synthetic source without generators: seeded random images
+        spec = "fakes"
+
+        def sample(self, wanted, size, seed):
+            rng = np.random.default_rng(seed)
+            y = np.repeat([0, 1], [wanted["melanoma"], wanted["nevus"]])
+            return rng.integers(0, 256, (len(y), size, size, 3), dtype=np.uint8), y
+
+    config = H.HarnessConfig(
+        seeds=(3,), epochs=2, batch_size=8, test_per_class=12, bn_stats="moving"
+    )
+    alone = H.run_experiment(data, config)["runs"]["real"][0]
+    paired = H.run_experiment(data, config, Fakes())["runs"]["real"][0]
+    for key in ("metrics", "val_threshold", "confusion_matrix", "best_epoch", "class_weight"):
+        assert alone[key] == paired[key], key
+
+
+def _pipeline_argv(out, img_size="32"):
+    tiny_gan = ["--gan-size", "16", "--gan-steps", "2", "--gan-filters", "4"]
+    return [
+        "pipeline",
+        *("--img-size", img_size, "--test-per-class", "3", "--seeds", "0", "--epochs", "1"),
+        *tiny_gan,
+        *("--checkpoint-every", "0", "--output-dir", str(out)),
+    ]
+
+
+@pytest.mark.slow
+def test_pipeline_trains_a_gan_per_class_on_the_pool_only_and_runs_the_harness(tmp_path):
+    out = tmp_path / "pipeline"
+    report = C.main(_pipeline_argv(out))
+    record = json.loads((out / "pipeline.json").read_text())
+    pool = {p.stem for p in (out / "pool").glob("*/*.png")}
+    test_ids = set(report["data"]["test_ids"])
+    assert len(test_ids) == 6 and pool and not test_ids & pool  # the GANs never saw a test image
+    assert {name: run["steps"] for name, run in record["gan"]["runs"].items()} == {
+        "melanoma": 2,
+        "nevus": 2,
+    }
+    for name in ("melanoma", "nevus"):
+        generator = out / f"dcgan_{name}" / "models" / "generator.h5"
+        assert f"{name}={generator}" in record["synthetic"].split(",")
+    assert [len(report["runs"][arm]) for arm in ("real", "real+synthetic")] == [1, 1]
+    assert (out / "evaluation" / "report.md").exists()
+
+
+def test_pipeline_refuses_a_classifier_size_before_training_any_gan(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        C.main(_pipeline_argv(tmp_path / "pipeline", img_size="16"))
+    assert stop.value.code == 2
+    assert "--img-size 16 is too small" in capsys.readouterr().err
+    assert not list((tmp_path / "pipeline").glob("dcgan_*"))

@@ -202,6 +202,14 @@ def write_pngs(folder, images):
     return str(folder)
 
 
+def test_fid_key_names_the_network():
+    """Keras' ImageNet InceptionV3 is not the reference FID network: its FIDs say so in the key."""
+    assert M.fid_key() == M.fid_key("inception") == "fid_keras_inception_v3"
+    assert M.fid_key("/runs/d.h5:d_lrelu2") == "fid_d_h5_d_lrelu2"
+    net = tiny_net(name="Small-Net")
+    assert M.fid_key(net) == M.fid_key(M.FeatureExtractor(net)) == "fid_small_net"
+
+
 def test_cli_fid_kid_is_on_png_folders(tmp_path, capsys):
     model_path = str(tmp_path / "net.h5")
     tiny_net(name="cli").save(model_path)
@@ -210,11 +218,12 @@ def test_cli_fid_kid_is_on_png_folders(tmp_path, capsys):
     common = ["--extractor", f"{model_path}:pool", "--batch-size", "10"]
     out = str(tmp_path / "out" / "fid.json")
     result = M.main(["fid", "--real", real, "--fake", real, *common, "--output", out])
-    assert result["fid"] < 1e-6 and result["n_real"] == 24
+    fid = "fid_net_h5_pool"  # the key names the network: no bare "fid"
+    assert result[fid] < 1e-6 and result["n_real"] == 24 and "fid" not in result
     with open(out) as f:
         assert json.load(f) == result
-    assert json.loads(capsys.readouterr().out)["fid"] == result["fid"]
-    assert M.main(["fid", "--real", real, "--fake", fake, *common])["fid"] > 1e-3
+    assert json.loads(capsys.readouterr().out)[fid] == result[fid]
+    assert M.main(["fid", "--real", real, "--fake", fake, *common])[fid] > 1e-3
     kid = M.main(["kid", "--real", real, "--fake", fake, *common, "--subset-size", "10"])
     assert set(kid) >= {"kid", "kid_std"} and kid["kid"] > 0
     ext = ["--extractor", model_path, "--max-images", "20"]

@@ -52,6 +52,43 @@ def test_classification_metrics():
     assert m["precision_1"] == pytest.approx(2 / 3)
     assert m["balanced_accuracy"] == pytest.approx(2 / 3)
     assert m["first2_correct"] == 5
+    assert [m[f"first2_correct_{d}"] for d in "123"] == [2, 2, 1]  # digit by digit
+
+
+def test_seed_002_comparison_puts_quoted_and_measured_side_by_side():
+    """The report's digit-level result (quoted) beside ours (measured) and the full test set."""
+    runs = {
+        arm: [
+            {"seed": s, "first10_correct": 20 + s + k, "first10_correct_1": s + k,
+             "first10_correct_2": 10, "first10_correct_3": 10 - s}
+            for s in (0, 2)
+        ]
+        for k, arm in enumerate(("baseline", "gan"))
+    }  # fmt: skip
+    ci = lambda mean: {"mean": mean, "half_width": None, "n": 2}
+    summary = {
+        arm: {"accuracy": ci(0.5 + k / 10), **{f"recall_{d}": ci(k + d / 10) for d in (1, 2, 3)}}
+        for k, arm in enumerate(("baseline", "gan"))
+    }
+    setting = {"counts_used": {"1": 1, "2": 300, "3": 300}, "arms": ["baseline", "gan"],
+               "seeds": [0, 2], "test_images": {"1": 1135, "2": 1032, "3": 1010}}  # fmt: skip
+    lines = imbalance_report.comparison_table(
+        {"setting": setting, "runs": runs, "summary": summary}
+    )
+    rows = {line.split(" | ")[0]: line.strip("| ").split(" | ") for line in lines[2:]}
+    assert "(quoted)" in rows["| digit"][1] and "(measured)" in rows["| digit"][3]
+    assert rows["| 1"] == ["1", "4/10", "7/10", "1.0/10 [0-2]", "2.0/10 [1-3]",
+                           "0.100 of 1135", "1.100 of 1135"]  # fmt: skip
+    assert rows["| 2"][1:5] == ["10/10", "10/10", "10/10", "10/10"]
+    assert rows["| 3"][1:3] == ["9/10", "9/10"] and rows["| 3"][3] == "9.0/10 [8-10]"
+    assert rows["| all"][:5] == ["all", "23/30", "26/30", "21.0/30 [20-22]", "22.0/30 [21-23]"]
+    # Other digits than the report's: nothing quoted.
+    setting["counts_used"] = {"1": 1, "2": 300, "3": 300, "4": 300}
+    assert "4/10" not in "\n".join(imbalance_report.comparison_table(
+        {"setting": {**setting, "test_images": {**setting["test_images"], "4": 982}},
+         "runs": {a: [{**r, "first10_correct_4": 9} for r in v] for a, v in runs.items()},
+         "summary": {a: {**m, "recall_4": ci(0.9)} for a, m in summary.items()}}
+    ))  # fmt: skip
 
 
 def test_counts_and_config_errors_name_the_option():
@@ -145,7 +182,9 @@ def test_run_experiment_writes_its_report(tmp_path):
     ]
     markdown = (tmp_path / "report.md").read_text()
     assert "| gan - baseline |" in markdown and "23/30" not in markdown
-    assert "recall 0" in mi.format_summary(report)
+    printed = mi.format_summary(report)
+    assert "recall 0" in printed and "first 10 (measured)" in printed and "(quoted)" in printed
+    assert "| 0 | - | - |" in printed  # digits 0, 1: the report's quoted figures do not apply
 
 
 @pytest.mark.slow
@@ -171,3 +210,36 @@ def test_cli_two_seeds_one_gan_per_rare_digit(tmp_path):
         ["generate", "--model", str(model), "--n", "2", "--output", str(tmp_path / "png")]
     )
     assert len(paths) == 2 and all(os.path.exists(p) for p in paths)
+
+
+def test_a_classifier_answering_one_digit_is_flagged():
+    """A baseline that calls every image "2" is flagged in report.json, report.md and the printed
+    summary; a working arm is not, and a difference built on the flagged arm says so."""
+    from keras_gans.evaluation import prediction_check
+
+    y = np.repeat([0, 1, 2], 12)
+    names = ["1", "2", "3"]
+    predictions = {"baseline": np.ones_like(y), "gan": np.where(np.arange(36) % 6 == 0, 1, y)}
+    runs, confusion, checks = {}, {}, {}
+    for arm, pred in predictions.items():
+        runs[arm], confusion[arm], checks[arm] = [], [], []
+        for seed in (0, 1):
+            metrics, cm = mi.classification_metrics(y, pred, names)
+            runs[arm].append({"seed": seed, "train_size": 30, **metrics})
+            confusion[arm].append(cm)
+            checks[arm].append({"seed": seed, **prediction_check(y, pred, 3)})
+    setting = {"source": "toy", "digits": [1, 2, 3], "counts_used": {"1": 1, "2": 10, "3": 10},
+               "target_count": 10, "gan": "conditional", "gan_steps": 1, "classifier_epochs": 1,
+               "seeds": [0, 1], "test_images": {"1": 12, "2": 12, "3": 12}, "confidence": 0.95,
+               "arms": ["baseline", "gan"]}  # fmt: skip
+    report = imbalance_report.build_report(setting, runs, confusion, checks)
+    assert report["degenerate"] == {"baseline": [0, 1], "gan": []}
+    assert report["summary"]["baseline"]["accuracy"]["degenerate_runs"] == 2
+    assert report["summary"]["gan"]["accuracy"]["degenerate_runs"] == 0
+    assert report["differences"]["gan - baseline"]["recall_1"]["degenerate_runs"] == 2
+    markdown = imbalance_report.format_markdown(report)
+    assert "| baseline | DEGENERATE in 2 run(s): 0.333 +/- 0.000 |" in markdown
+    assert "| gan | 0.889 +/- 0.000 |" in markdown  # 4 of 36 wrong
+    printed = imbalance_report.format_summary(report)
+    assert printed.count("a degenerate classifier") == 2 and "seed 1: 100%" in printed
+    assert json.loads(json.dumps(report))["prediction_checks"]["gan"][0]["degenerate"] is False

@@ -124,6 +124,31 @@ def test_keras3_round_trip(kind, tmp_path):
         )
 
 
+def _optimizer_groups(path):
+    """Names of the optimizer's groups in a saved ``.h5`` or in a ``.keras`` archive's weights."""
+    if path.endswith(".h5"):
+        with h5py.File(path) as f:
+            return [k for k in f if "optimizer" in k]
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as raw:
+        with h5py.File(raw) as f:
+            return [k for k in f if "optimizer" in k]
+
+
+def test_files_for_reuse_hold_no_optimizer_state(tmp_path):
+    model = _keras3_model("contrib")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    model.train_on_batch(x, np.zeros((2, 4, 4, 2), "float32"))  # builds Adam's moments
+    want = np.asarray(model(x))
+    lean = save_model(model, tmp_path / "lean")
+    full = save_model(model, tmp_path / "full", include_optimizer=True)
+    for lean_path, full_path in zip(lean, full):
+        assert _optimizer_groups(lean_path) == [] and _optimizer_groups(full_path) != []
+        assert os.path.getsize(lean_path) < os.path.getsize(full_path)
+        np.testing.assert_allclose(np.asarray(load_model(lean_path)(x)), want, atol=1e-6)
+    assert model.optimizer.built  # the model being trained keeps its optimizer
+
+
 def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
     model = _keras3_model("contrib")
 

@@ -20,7 +20,12 @@ from keras_gans.errors import DivergenceError
 from tests.trainers import TRAINERS, model_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES = sorted(TRAINERS)
+# The largest two trace for tens of seconds: in the full suite only (their modules' own tests
+# stay in the fast tier).
+NAMES = [
+    pytest.param(n, marks=pytest.mark.slow) if n in ("biggan", "cyclegan") else n
+    for n in sorted(TRAINERS)
+]
 STEPS = 4
 
 
@@ -35,7 +40,7 @@ def finished(request, tmp_path_factory):
     """An uninterrupted run of STEPS steps, checkpoints every 2, grids every 2."""
     name = request.param
     out = tmp_path_factory.mktemp(name)
-    trainer = TRAINERS[name](str(out), seed=0, checkpoint_every=2)
+    trainer = TRAINERS[name](str(out), seed=0, checkpoint_every=2, run_eagerly=False)
     summary = trainer.run(max_steps=STEPS, batch_size=2, sample_interval=2)
     trainer.final_weights = _weights(trainer)  # later tests train it on; the resume test needs this
     return name, trainer, summary, out
@@ -132,7 +137,7 @@ def test_resume_nan_stop_and_rollback(finished, tmp_path):
     shutil.copytree(out, run)
     index = 'model_checkpoint_path: "ckpt-2"\nall_model_checkpoint_paths: "ckpt-2"\n'
     (run / "checkpoints" / "checkpoint").write_text(index)  # tf.train's index, set back to step 2
-    resumed = TRAINERS[name](str(run), seed=0, checkpoint_every=2)
+    resumed = TRAINERS[name](str(run), seed=0, checkpoint_every=2, run_eagerly=False)
     summary = resumed.run(max_steps=STEPS, batch_size=2, sample_interval=2)
     assert summary["steps"] == STEPS
     expected, got = reference.final_weights, _weights(resumed)

@@ -2,7 +2,7 @@
 
 Schlegl et al. (IPMI 2017, Sec. 3) score images by A(x) (:mod:`keras_gans.anogan`) and report ROC
 curves on labelled normal and anomalous images. The paper leaves the split and the operating point
-open; here (as the fourth report explains the evaluation):
+open, and the report does not describe it; here (our choices):
 
 * :func:`load_splits` reads MNIST (tkwoo/anogan-keras's setting) or any folder of class folders;
 * :func:`evaluation_splits` draws a balanced held-out set (as many anomalous images, from all other
@@ -25,8 +25,9 @@ from sklearn import metrics as skm
 
 from data_loaders.images import NoImagesError, list_images, load_folder, load_images, to_uint8
 from data_loaders.mnist import holdout_split, load_mnist
-from keras_gans import plotting, reports
+from keras_gans import evaluation, plotting, reports, sampling
 from keras_gans.errors import ConfigError
+from keras_gans.saving import ModelFileError, load_model
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ def choose_threshold(labels, scores, rule="f1"):
 
 
 def classification_report(labels, scores, threshold):
-    """Precision, recall, F1, accuracy and the confusion counts at ``threshold``."""
+    """Precision, recall, F1, accuracy, the confusion counts at ``threshold``, and whether nearly
+    every image falls on one side of it (:func:`keras_gans.evaluation.prediction_check`)."""
     labels = np.asarray(labels).astype(int)
     predicted = (np.asarray(scores) >= threshold).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
@@ -137,6 +139,7 @@ def classification_report(labels, scores, threshold):
         "fp": int(fp),
         "fn": int(fn),
         "tp": int(tp),
+        "prediction_check": evaluation.prediction_check(labels, predicted, 2),
     }
 
 
@@ -256,6 +259,54 @@ def evaluate_and_write(
     return report
 
 
+def trained_prior(model):
+    """The ``z_prior`` in ``summary.json`` of the run that saved ``model`` (a models folder or a
+    file in one); ``"normal"`` when there is none (runs before the option, foreign models)."""
+    folder = model if os.path.isdir(model) else os.path.dirname(os.path.abspath(model))
+    path = os.path.join(os.path.dirname(os.path.abspath(folder)), "summary.json")
+    config = reports.read_json(path).get("config", {}) if os.path.isfile(path) else {}
+    return config.get("z_prior", "normal")
+
+
+def _find_model(folder, stem):
+    for ext in (".keras", ".h5"):
+        if os.path.isfile(os.path.join(folder, stem + ext)):
+            return os.path.join(folder, stem + ext)
+    raise ModelFileError(f"no {stem}.keras or .h5 in {folder}")
+
+
+def run_models(output_dir):
+    """The ``models/`` folder of the train run in ``output_dir``; one line if there is none."""
+    folder = os.path.join(output_dir, "models")
+    if not os.path.isdir(folder):
+        raise ModelFileError(
+            f"no --model given and {output_dir} holds no trained models (no models/ folder): "
+            f"run `python -m keras_gans.anogan train --output-dir {output_dir}` first, or pass --model"
+        )
+    return folder
+
+
+def load_pair(model, discriminator=None):
+    """``(generator, discriminator)`` from a models folder, or a generator file and a D file.
+
+    ``model``: a folder holding ``generator`` and ``discriminator`` (``.keras`` or ``.h5``, as
+    :class:`keras_gans.dcgan.DCGAN` saves them) or a generator file; ``discriminator``: the D file
+    (default: ``discriminator`` beside the generator file, in the same format if there is one).
+    """
+    folder = model if os.path.isdir(model) else os.path.dirname(os.path.abspath(model))
+    g_path = _find_model(model, "generator") if os.path.isdir(model) else model
+    if discriminator is None:
+        same = os.path.join(folder, "discriminator" + os.path.splitext(g_path)[1])
+        discriminator = same if os.path.isfile(same) else _find_model(folder, "discriminator")
+    log.info("generator %s, discriminator %s", g_path, discriminator)
+    generator, critic = load_model(g_path), load_model(discriminator)
+    sampling.check_generator(generator, g_path, conditional=False)
+    shape = tuple(generator.outputs[0].shape[1:])
+    if len(critic.inputs) != 1 or tuple(critic.inputs[0].shape[1:]) != shape:
+        raise ConfigError(f"{discriminator} is not a discriminator of {shape} images")
+    return generator, critic
+
+
 def score_folder(anogan, folder, output_dir, seed=None, threshold=None, strict=False):
     """Score the unlabelled images of ``folder``: ``scores.csv``, ``maps.png``, ``report.json``."""
     x, paths = load_images(list_images(folder), anogan.image_shape[:2], strict=strict)
@@ -268,5 +319,6 @@ def score_folder(anogan, folder, output_dir, seed=None, threshold=None, strict=F
     save_maps(os.path.join(output_dir, "maps.png"), x[shown], _take(result, shown), labels)
     report = {"folder": folder, "images": len(x), "threshold": threshold}
     report.update(feature_layer=anogan.feature_layer, iterations=anogan.iterations)
+    report.update(z_prior=anogan.z_prior)
     reports.write_json(os.path.join(output_dir, "report.json"), report)
     return result

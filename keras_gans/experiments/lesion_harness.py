@@ -13,11 +13,20 @@ the rest. Changed, and why:
 
 * the test set is chosen by whole groups of images that share a lesion id or identical pixels, so
   no lesion and no duplicate image sits on both sides (ISIC holds both); the ROC AUC comes from
-  probabilities (the notebook used hard labels);
-* class weights default to each arm's own training split ("balanced"; ``--class-weight 1:14`` for
-  the report's ratio, see :func:`keras_gans.classifier.class_weights`);
+  probabilities (the notebook used hard labels); splits live in
+  :mod:`keras_gans.experiments.lesion_splits`;
+* class weights default to the real training split's balanced weights, the same for both arms of
+  a seed (``--class-weight 1:14`` for the report's ratio, see
+  :func:`keras_gans.classifier.class_weights`);
 * one seed drives the validation split, the initial weights, the augmentation and the synthetic
-  draw; both arms share it, so the per-seed difference is a paired comparison.
+  draw; both arms share it, so the per-seed difference is a paired comparison, and running one arm
+  does not change the other: the same seed and data give the same metrics;
+* a run that predicts one class for more than 90% of the balanced test set is flagged as
+  degenerate (on the terminal, in ``report.md`` and ``report.json``), and every threshold metric
+  is also given at the threshold with the highest Youden's J on the validation split;
+* BatchNorm statistics are recomputed on the training images when an epoch is too short for the
+  moving averages (``--bn-stats auto``, the same for both arms; see
+  :func:`keras_gans.classifier.resolve_bn_stats`).
 
 A GAN that saw the test images would leak them into ``real+synthetic``; ``split`` writes the images
 outside the test set for GAN training::
@@ -34,45 +43,55 @@ outside the test set for GAN training::
 """
 
 import dataclasses
-import hashlib
 import logging
 import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 from sklearn.metrics import roc_curve
 from tqdm import tqdm
 
-from data_loaders.images import save_image, to_uint8
-from keras_gans import cli, evaluation, reports
+from data_loaders.images import to_uint8
+from keras_gans import cli
 from keras_gans.classifier import (
     BATCH_SIZE,
     BN_MOMENTUM,
+    BN_STATS,
+    BN_STATS_CHOICES,
     EPOCHS,
     IMG_SIZE,
     LEARNING_RATE,
     LR_MONITOR,
     class_weights,
     predict_proba,
+    resolve_bn_stats,
     train_classifier,
 )
 from keras_gans.errors import ConfigError
+from keras_gans.experiments import lesion_pipeline
 from keras_gans.experiments.lesion_report import (
-    SCALAR_METRICS,
     assemble_report,
     markdown_report,
+    score_run,
     slug,
+    warning_lines,
     write_outputs,
     write_predictions,
+)
+from keras_gans.experiments.lesion_splits import (
+    SPLIT_SEED,
+    TEST_PER_CLASS,
+    VAL_FRACTION,
+    export_training_pool,
+    leakage_groups,
+    split_indices,
 )
 from keras_gans.experiments.lesion_synthetic import SYNTHETIC_HELP, SyntheticSource, parse_counts
 from keras_gans.saving import save_model
 
 log = logging.getLogger(__name__)
 
-TEST_PER_CLASS = 500
-VAL_FRACTION = 0.2
-SPLIT_SEED = 42
 SEEDS = (0, 1, 2)
 POSITIVE = "melanoma"
 ARMS = ("real", "real+synthetic")
@@ -99,6 +118,8 @@ class HarnessConfig:
     positive: str = POSITIVE
     learning_rate: float = LEARNING_RATE
     bn_momentum: float = BN_MOMENTUM
+    bn_stats: str = BN_STATS
+    deterministic: bool = False
     output_dir: str | None = None
 
     def __post_init__(self):
@@ -110,113 +131,7 @@ class HarnessConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-
-
-# --- splits ---------------------------------------------------------------------------------------
-def leakage_groups(images_u8, lesion_ids=None):
-    """A group id per image: images sharing a lesion id or identical pixels share a group.
-
-    Splits move whole groups, so no lesion and no duplicate picture sits on both sides.
-    """
-    n = len(images_u8)
-    parent = np.arange(n)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first = {}
-    for i in range(n):
-        keys = [("pixels", hashlib.sha1(np.ascontiguousarray(images_u8[i]).tobytes()).digest())]
-        if lesion_ids is not None and lesion_ids[i]:
-            keys.append(("lesion", lesion_ids[i]))
-        for key in keys:
-            if key in first:
-                parent[find(i)] = find(first[key])
-            else:
-                first[key] = i
-    return np.array([find(i) for i in range(n)])
-
-
-def _take_groups(candidates, groups, n, rng):
-    """Indices of whole groups from ``candidates``, in random group order, up to ``n`` images."""
-    members = {}
-    for i in candidates:
-        members.setdefault(groups[i], []).append(i)
-    keys = list(members)
-    taken = []
-    for k in rng.permutation(len(keys)):
-        group = members[keys[k]]
-        if len(taken) + len(group) <= n:
-            taken += group
-        if len(taken) == n:
-            break
-    return np.array(sorted(taken), dtype=np.int64)
-
-
-def split_indices(
-    labels,
-    groups=None,
-    test_per_class=TEST_PER_CLASS,
-    val_fraction=VAL_FRACTION,
-    split_seed=SPLIT_SEED,
-    seed=0,
-):
-    """``{"train", "val", "test"}`` index arrays: a balanced test set, then a stratified val split.
-
-    The test set depends only on ``split_seed`` (the same for every seed and arm); it takes
-    ``test_per_class`` images of each class, capped with a warning at half of the rarest class.
-    ``val_fraction`` of each class's remainder goes to validation, drawn with ``seed``. Groups
-    (:func:`leakage_groups`) never straddle two splits.
-    """
-    labels = np.asarray(labels)
-    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
-    classes = np.unique(labels)
-    owner = {}  # a group belongs to the class of its first image
-    for i in range(len(labels)):
-        owner.setdefault(groups[i], labels[i])
-    by_class = {c: [i for i in range(len(labels)) if owner[groups[i]] == c] for c in classes}
-    cap = min(len(v) for v in by_class.values()) // 2
-    n_test = min(test_per_class, cap)
-    if n_test < test_per_class:
-        log.warning(
-            "test set capped at %d per class (asked for %d): the rarest class has %d images and "
-            "at least half of each class stays for training",
-            n_test,
-            test_per_class,
-            2 * cap,
-        )
-    test_rng, val_rng = np.random.default_rng(split_seed), np.random.default_rng([split_seed, seed])
-    test, val = [], []
-    for c in classes:
-        chosen = _take_groups(by_class[c], groups, n_test, test_rng)
-        test.append(chosen)
-        rest = sorted(set(by_class[c]) - set(chosen.tolist()))
-        val.append(_take_groups(rest, groups, int(round(val_fraction * len(rest))), val_rng))
-    test, val = np.concatenate(test), np.concatenate(val)
-    train = np.setdiff1d(np.arange(len(labels)), np.concatenate([test, val]))
-    return {"train": train, "val": np.sort(val), "test": np.sort(test)}
-
-
-def export_training_pool(data, output, test_per_class=TEST_PER_CLASS, split_seed=SPLIT_SEED):
-    """Write every image outside the test set to ``output/<class>/<id>.png`` for GAN training.
-
-    A GAN trained on test images would leak them into the ``real+synthetic`` arm; train it on this
-    folder instead (same ``--img-size``, ``--test-per-class`` and ``--split-seed`` as the
-    evaluation). The test ids go to ``output/test_ids.txt``. Returns ``{class: images written}``.
-    """
-    images = to_uint8(data.images, (0.0, 1.0))
-    labels = np.asarray(data.labels)
-    groups = leakage_groups(images, data.lesion_ids)
-    split = split_indices(labels, groups, test_per_class, 0.0, split_seed)
-    for i in split["train"]:
-        name = os.path.basename(str(data.ids[i]))
-        save_image(images[i], os.path.join(output, data.class_names[labels[i]], f"{name}.png"))
-    test_ids = "\n".join(str(data.ids[i]) for i in split["test"]) + "\n"
-    reports.write_text(os.path.join(output, "test_ids.txt"), test_ids)
-    return {c: int(np.sum(labels[split["train"]] == i)) for i, c in enumerate(data.class_names)}
+        resolve_bn_stats(self.bn_stats, 1)  # a bad choice fails before any image is read
 
 
 # --- the experiment -------------------------------------------------------------------------------
@@ -230,6 +145,8 @@ def run_experiment(data, config=None, synthetic=None):
     ``config.output_dir`` when it is set.
     """
     cfg = config or HarnessConfig()
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
     names = tuple(data.class_names)
     k = len(names)
     if cfg.positive not in names:
@@ -249,6 +166,10 @@ def run_experiment(data, config=None, synthetic=None):
         )
         tr, va, te = split["train"], split["val"], split["test"]
         real_counts = np.bincount(labels[tr], minlength=k)
+        # Both arms of a seed share the class weights and the BatchNorm treatment, taken from the
+        # real training split, so neither confounds the paired difference.
+        weights = class_weights(labels[tr], k, cfg.class_weight, class_names=names)
+        bn_stats = resolve_bn_stats(cfg.bn_stats, len(tr), cfg.batch_size, cfg.bn_momentum)
         for arm in arms:
             x_train, y_train = images[tr], labels[tr]
             n_added = {}
@@ -258,7 +179,6 @@ def run_experiment(data, config=None, synthetic=None):
                 x_train = np.concatenate([x_train, x_syn])
                 y_train = np.concatenate([y_train, y_syn])
                 n_added = {c: int(np.sum(y_syn == i)) for i, c in enumerate(names)}
-            weights = class_weights(y_train, k, cfg.class_weight, labels[tr], names)
             bar.set_postfix(seed=seed, arm=arm)
             model, history = train_classifier(
                 (x_train, y_train),
@@ -271,18 +191,19 @@ def run_experiment(data, config=None, synthetic=None):
                 cfg.augment,
                 cfg.learning_rate,
                 cfg.bn_momentum,
+                bn_stats=bn_stats,
             )
             probs = predict_proba(model, images[te], cfg.batch_size)
-            metrics = evaluation.classification_metrics(labels[te], probs, pos, k)
+            val_probs = predict_proba(model, images[va], cfg.batch_size)
             fpr, tpr, _ = roc_curve(labels[te] == pos, probs[:, pos])
             record = {
                 "seed": int(seed),
-                "metrics": {m: metrics[m] for m in SCALAR_METRICS},
-                "confusion_matrix": metrics["confusion_matrix"],
+                **score_run(labels[te], probs, labels[va], val_probs, pos, k),
                 "train_counts": {c: int(np.sum(y_train == i)) for i, c in enumerate(names)},
                 "synthetic_counts": n_added,
                 "val_counts": {c: int(np.sum(labels[va] == i)) for i, c in enumerate(names)},
                 "class_weight": {names[c]: w for c, w in weights.items()} if weights else None,
+                "bn_stats": bn_stats,
                 "epochs_run": len(history["loss"]),
                 "best_epoch": int(np.argmin(history["val_loss"])) + 1,
                 "roc": (fpr, tpr),
@@ -293,6 +214,8 @@ def run_experiment(data, config=None, synthetic=None):
                 record["model"] = os.path.relpath(path, cfg.output_dir)
             predictions[f"{slug(arm)}_seed{seed}"] = probs
             runs[arm].append(record)
+            for line in warning_lines({"data": {"class_names": names}, "runs": {arm: [record]}}):
+                log.warning(line)
             keras.backend.clear_session()
             bar.update(1)
     bar.close()
@@ -303,6 +226,7 @@ def run_experiment(data, config=None, synthetic=None):
         "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate,
         "bn_momentum": cfg.bn_momentum,
+        "bn_stats": cfg.bn_stats,
         "class_weight": cfg.class_weight,
         "test_per_class": cfg.test_per_class,
         "val_fraction": cfg.val_fraction,
@@ -327,7 +251,7 @@ def _data_args(parser):
     add("--data-dir", default=None, help="ISIC folder (none: the built-in sample)")
     add("--img-size", type=cli.positive_int, default=IMG_SIZE, help="image side in pixels")
     add("--test-per-class", type=cli.positive_int, default=TEST_PER_CLASS, help="test images/class")
-    add("--split-seed", type=int, default=SPLIT_SEED, help="picks the test set")
+    add("--split-seed", type=cli.seed, default=SPLIT_SEED, help="picks the test set")
     add("--classes", default="melanoma,nevus", help="comma-separated, in label order")
     add("--strict", action="store_true", help="stop at an unreadable image")
 
@@ -336,7 +260,7 @@ def _classes(args):
     return tuple(c.strip() for c in args.classes.split(",") if c.strip())
 
 
-def _load_data(args):
+def load_data(args):
     """The ISIC images of the command line, scaled to [0, 1] like the report's ``rescale=1/255``."""
     from data_loaders.isic import CLASSES, load_isic
 
@@ -353,16 +277,18 @@ def _split_args(parser):
 
 
 def _split(args):
-    data = _load_data(args)
+    data = load_data(args)
     counts = export_training_pool(data, args.output, args.test_per_class, args.split_seed)
     print(f"wrote {counts} to {args.output} (test ids in test_ids.txt)")
     return counts
 
 
-def _run_args(parser):
+def run_arguments(parser, synthetic=True):
+    """The options of ``run`` (``synthetic=False``: without ``--synthetic``, for ``pipeline``)."""
     _data_args(parser)
     add = parser.add_argument
-    add("--synthetic", default=None, help=f"GAN images for real+synthetic: {SYNTHETIC_HELP}")
+    if synthetic:
+        add("--synthetic", default=None, help=f"GAN images for real+synthetic: {SYNTHETIC_HELP}")
     add(
         "--n-synthetic",
         default=None,
@@ -383,17 +309,30 @@ def _run_args(parser):
     add("--positive", default=POSITIVE, help="class whose recall is sensitivity")
     add(
         "--bn-momentum",
-        type=float,
+        type=cli.fraction,
         default=BN_MOMENTUM,
-        help="BatchNorm momentum (try 0.9 when an epoch is a few steps)",
+        help="BatchNorm momentum during training",
     )
+    add(
+        "--bn-stats",
+        choices=BN_STATS_CHOICES,
+        default=BN_STATS,
+        help="BatchNorm statistics at validation and test: 'recompute' them on the training "
+        "images, keep the 'moving' averages (the report), or 'auto': recompute when an epoch has "
+        "fewer steps than the moving averages span",
+    )
+    add("--deterministic", action="store_true", help="deterministic TF ops (for GPUs)")
     add("--no-augment", action="store_true", help="train without augmentation")
     add("--output-dir", default=None, help="none: output/classifier/<data folder name>")
 
 
-def _run(args):
+def data_name(args):
+    return os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "sample"
+
+
+def config_from_args(args):
+    """The :class:`HarnessConfig` of the command line; refuses a bad class weight at once."""
     classes = _classes(args)
-    name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "sample"
     config = HarnessConfig(
         seeds=args.seeds,
         epochs=args.epochs,
@@ -406,13 +345,21 @@ def _run(args):
         augment=not args.no_augment,
         positive=args.positive,
         bn_momentum=args.bn_momentum,
-        output_dir=args.output_dir or os.path.join("output", "classifier", name),
+        bn_stats=args.bn_stats,
+        deterministic=args.deterministic,
+        output_dir=args.output_dir or os.path.join("output", "classifier", data_name(args)),
     )
     class_weights([0, 1], len(classes), config.class_weight, class_names=classes)  # fail early
-    data = _load_data(args)
-    synthetic = None
+    return config
+
+
+def _run(args):
+    classes = _classes(args)
+    config = config_from_args(args)
+    synthetic = None  # checked before the images are read
     if args.synthetic:
-        synthetic = SyntheticSource(args.synthetic, data.class_names, args.truncation, args.strict)
+        synthetic = SyntheticSource(args.synthetic, classes, args.truncation, args.strict)
+    data = load_data(args)
     report = run_experiment(data, config, synthetic)
     print(markdown_report(report))
     print(f"outputs in {os.path.abspath(config.output_dir)}")
@@ -424,7 +371,7 @@ COMMANDS = [
         "run",
         "Train the report's melanoma / nevus CNN on real and on real + GAN images over seeds; "
         "report test metrics with t-intervals over seeds and paired differences.",
-        _run_args,
+        run_arguments,
         _run,
     ),
     cli.Command(
@@ -433,12 +380,16 @@ COMMANDS = [
         _split_args,
         _split,
     ),
+    lesion_pipeline.COMMAND,
 ]
+
+
+DESCRIPTION = __doc__.partition("\n")[0]
 
 
 def main(argv=None):
     prog = "python -m keras_gans.experiments.lesion_harness"
-    return cli.main(prog, __doc__.partition("\n")[0], COMMANDS, argv)
+    return cli.main(prog, DESCRIPTION, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class SyntheticSource:
                 self.paths[name] = path
             self.models = {c: load_model(path) for c, path in self.paths.items()}
             for c, model in self.models.items():
+                sampling.check_generator(model, self.paths[c])
                 if len(model.inputs) != 1:
                     raise ConfigError(
                         f"--synthetic {c}={self.paths[c]} is a conditional generator: give it "
@@ -73,6 +74,7 @@ class SyntheticSource:
             from keras_gans.biggan import model_classes
 
             self.kind, generator = "conditional", load_model(spec)
+            sampling.check_generator(generator, spec)
             if len(generator.inputs) != 2:
                 raise ConfigError(
                     f"--synthetic {spec} is not a conditional generator (z and class inputs); give "

@@ -1,7 +1,8 @@
 """The images an oversampling arm adds for its rare classes: GAN images or augmented copies.
 
 * :func:`gan_images`: one class-conditional GAN (:class:`keras_gans.cgan.CGAN`) on the whole
-  imbalanced set, or, as the report did, one unconditional GAN per rare class on that class alone;
+  imbalanced set, or one unconditional GAN per rare class on that class alone (our reading of the
+  report, which does not say which GAN it trained on which images);
 * :func:`oversample_classic`: augmented duplicates of the rare images (:func:`augment`: random
   shift, rotation and zoom), the classic baseline a GAN has to beat.
 
