@@ -4,12 +4,13 @@ The skin-lesion report (SNU GAN project, s-seo/SNU-GAN-project ``engine/CNN``) j
 BigGAN with a small CNN that tells melanoma from nevus. This module is that CNN;
 :mod:`keras_gans.experiments.lesion_harness` trains it on real and on real + GAN images over seeds.
 
-Faithful to the report: 128x128 RGB scaled by 1/255; 3 x [Conv(32/64/128, 3, relu, valid) -> BN ->
-MaxPool 2 -> Dropout .25] -> Flatten -> Dense 512 relu -> BN -> Dropout .5 -> Dense 2 softmax;
-RMSprop(1e-3), categorical cross-entropy, batch 64, up to 50 epochs; EarlyStopping(val_loss,
-patience 10); ReduceLROnPlateau(val_accuracy, factor 0.5, patience 2, min_lr 1e-5) (the notebook's
-monitor; the issue names no monitor); augmentation of rotation 15 degrees, shear 0.1, zoom 0.2,
-horizontal flip, width / height shift 0.1 with ``fill_mode="nearest"`` (ImageDataGenerator's
+As the report states (Sec. 3.5): 128x128 RGB scaled by 1/255; augmentation of rotation 15
+degrees, shear 0.1, zoom 0.2, horizontal flip, width / height shift 0.1; early stopping and
+learning-rate scheduling. From the report's repository, not stated in the report: 3 x
+[Conv(32/64/128, 3, relu, valid) -> BN -> MaxPool 2 -> Dropout .25] -> Flatten -> Dense 512 relu ->
+BN -> Dropout .5 -> Dense 2 softmax; RMSprop(1e-3), categorical cross-entropy, batch 64, up to 50
+epochs; EarlyStopping(val_loss, patience 10); ReduceLROnPlateau(val_accuracy, factor 0.5,
+patience 2, min_lr 1e-5) (the notebook's monitor); ``fill_mode="nearest"`` (ImageDataGenerator's
 default).
 
 Changed, and why:
@@ -48,7 +49,7 @@ DENSE = 512
 LEARNING_RATE = 1e-3
 BATCH_SIZE = 64
 EPOCHS = 50
-BN_MOMENTUM = 0.99  # Keras's default, as in the report
+BN_MOMENTUM = 0.99  # Keras's default: the report's repository sets none
 BN_STATS_CHOICES = ("auto", "recompute", "moving")
 BN_STATS = "auto"  # see resolve_bn_stats
 ES_PATIENCE = 10  # EarlyStopping on val_loss
@@ -233,7 +234,7 @@ def train_classifier(
 
     ``bn_stats``: ``"recompute"`` sets the BatchNorm statistics from the (unaugmented) training
     images before every validation pass (:class:`RecomputeBatchNorm`); ``"moving"`` keeps the
-    moving averages, as the report did; ``"auto"`` picks one by :func:`resolve_bn_stats`.
+    moving averages, as the report's code did; ``"auto"`` picks one by :func:`resolve_bn_stats`.
     Returns ``(model, history dict)``; the model holds the weights of the lowest ``val_loss``.
     """
     bn_stats = resolve_bn_stats(bn_stats, len(train[1]), batch_size, bn_momentum)

@@ -115,7 +115,7 @@ def classification_metrics(y_true, y_prob, positive=0, n_classes=None, threshold
 
     Returns ``{"accuracy", "balanced_accuracy", "sensitivity", "specificity", "roc_auc",
     "confusion_matrix", "prediction_check"}`` (the last from :func:`prediction_check`); the ROC AUC (positive vs rest, from ``y_prob[:, positive]``, so not from
-    hard labels as the report did) is ``None`` when ``y_true`` holds only one of the two sides, and
+    hard labels as the report's notebook did) is ``None`` when ``y_true`` holds only one of the two sides, and
     the confusion matrix is a nested list, rows = true class, columns = predicted.
     """
     from sklearn import metrics as skm

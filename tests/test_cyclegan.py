@@ -220,6 +220,7 @@ def test_short_training_moves_translations_toward_domain_b(tmp_path):
     assert moved < 0.8 * start and moved < 0.5 * untrained, (start, untrained, moved)
 
 
+@pytest.mark.slow  # trains the domain classifier first
 def test_eval_every_logs_the_translation_score_of_the_current_generators(fruit, tmp_path):
     gan = CycleGAN(
         data_dir=fruit,

@@ -78,6 +78,7 @@ def test_a_failing_worker_stops_the_run(fruit, tmp_path):
     assert not (tmp_path / "worker0.npz").exists()
 
 
+@pytest.mark.slow  # two CycleGANs, eight micro-steps
 def test_gradient_accumulation_equals_the_large_batch(fruit, tmp_path):
     runs = {}
     for accumulate in (1, 2):

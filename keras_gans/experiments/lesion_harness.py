@@ -5,11 +5,12 @@ BigGAN by one question: does a small CNN that tells melanoma from nevus get bett
 join the real training images? This harness answers it for two arms, ``real`` and
 ``real+synthetic``, trained (:mod:`keras_gans.classifier`, the report's CNN) from the same seeds
 and scored on the same held-out test set, repeated over seeds, with a mean and 95% t-interval per
-metric and the paired per-seed difference between the arms (the report compared single runs,
+metric and the paired per-seed difference between the arms (the report gives one run per arm,
 which cannot tell a gain from noise).
 
-As in the report: a balanced 500 + 500 test set chosen first, a stratified 20% validation split of
-the rest. Changed, and why:
+As in the report: a balanced 500 + 500 test set. As in its repository's code (the report does not
+say): the test set chosen first, then a stratified 20% validation split of the rest. Changed, and
+why:
 
 * the test set is chosen by whole groups of images that share a lesion id or identical pixels, so
   no lesion and no duplicate image sits on both sides (ISIC holds both); the ROC AUC comes from
