@@ -23,6 +23,13 @@ LONGEST_FIRST = (
 )
 
 
+def pytest_configure(config):
+    # pytest-xdist otherwise hands out the files with the most tests first, which puts the two
+    # long strategy subprocesses of tests/test_trainers_distributed.py last, alone on one worker.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
