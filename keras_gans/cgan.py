@@ -23,6 +23,7 @@ images than a batch, such as the report's single rare digit).
 """
 
 import argparse
+import functools
 import os
 
 import keras
@@ -175,7 +176,12 @@ class CGAN(GANTrainer):
     default_epochs = EPOCHS
     default_batch_size = BATCH_SIZE
     default_sample_interval = SAMPLE_INTERVAL
-    loss_groups = {"discriminator": ["D_loss", "D_acc"], "generator": ["G_loss"], "FID": ["fid"]}
+    loss_groups = {
+        "discriminator": ["D_loss", "D_acc"],
+        "generator": ["G_loss"],
+        "FID": ["fid"],
+        "mode coverage": ["mode_share", "kl_uniform", "label_match"],
+    }
 
     def __init__(
         self,
@@ -303,15 +309,18 @@ class CGAN(GANTrainer):
         return {"images": images, "rows": rows, "cols": cols, "row_labels": names}
 
     def evaluate(self):
-        """With ``eval_extractor``: FID and KID of fakes (labels drawn as in the data) vs the data."""
-        if not self.eval_extractor:
+        """FID and KID of fakes (labels drawn as in the data) vs the data (``eval_extractor``);
+        their mode coverage (``coverage_classifier``, :mod:`keras_gans.mode_coverage`)."""
+        if not (self.eval_extractor or self.coverage_classifier):
             return {}
         n = min(len(self.images), 1000)
         rng = self.rng(_EVAL_KEY)
         noise = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
         labels = self.labels[rng.integers(0, len(self.images), n)] if self.conditional else None
         fakes = self.generate(noise, labels)
-        return {k: v for k, v in self.fid_kid(self.images, fakes).items() if k in ("fid", "kid")}
+        scores = self.fid_kid(self.images, fakes)
+        scores = {k: v for k, v in scores.items() if k in ("fid", "kid")}
+        return {**scores, **self.mode_coverage(fakes, labels)}
 
 
 # --- command line ---------------------------------------------------------------------------------
@@ -364,6 +373,12 @@ def _train_args(parser):
     add("--base-filters", type=cli.positive_int, default=BASE_FILTERS, help="filters of G/D")
     add("--embedding-dim", type=cli.positive_int, default=EMBEDDING_DIM, help="label embedding")
     add("--learning-rate", type=cli.positive_float, default=LEARNING_RATE, help="Adam, G and D")
+    add(
+        "--coverage-classifier",
+        default=None,
+        help="mnist, with --eval-every: the digit classifier (.h5 / .keras) that scores mode "
+        "coverage (none: one trained on --data-dir's train split, cached)",
+    )
     cli.add_training_args(parser, CGAN)
 
 
@@ -377,6 +392,17 @@ def _train(args):
     runtime["output_dir"] = args.output_dir or os.path.join("output", "cgan", args.dataset)
     options = ("latent_dim", "base_filters", "embedding_dim", "learning_rate", "balanced_batches")
     runtime.update({name: getattr(args, name) for name in options})
+    if args.coverage_classifier and not (args.dataset == "mnist" and args.eval_every):
+        raise ConfigError(
+            "--coverage-classifier scores digits: give --dataset mnist --eval-every N"
+        )
+    if args.dataset == "mnist" and args.eval_every:
+        from keras_gans import mode_coverage  # the measurement, only when asked for
+
+        runtime["coverage_classes"] = [int(d) for d in names]  # the labels index these digits
+        runtime["coverage_classifier"] = args.coverage_classifier or functools.partial(
+            mode_coverage.digit_classifier, args.data_dir
+        )
     if args.unconditional:
         gan = CGAN(images, **runtime)
     else:

@@ -220,7 +220,12 @@ class DCGAN(GANTrainer):
     default_img_size, default_gf, default_df = IMG_SIZE, GF, DF
     generator_builder = staticmethod(build_generator)
     discriminator_builder = staticmethod(build_discriminator)
-    loss_groups = {"discriminator": ["D_loss", "D_acc"], "generator": ["G_loss"], "FID": ["fid"]}
+    loss_groups = {
+        "discriminator": ["D_loss", "D_acc"],
+        "generator": ["G_loss"],
+        "FID": ["fid"],
+        "mode coverage": ["mode_share", "kl_uniform"],
+    }
 
     def __init__(
         self,
@@ -359,12 +364,14 @@ class DCGAN(GANTrainer):
         return info | {k: getattr(self, k) for k in names}
 
     def evaluate(self):
-        """FID and KID of ``len(images)`` (at most 1000) samples against the training images."""
-        if not self.eval_extractor:
+        """FID and KID of ``len(images)`` (at most 1000) samples against the training images; their
+        mode coverage given a ``coverage_classifier`` (digits: :mod:`keras_gans.mode_coverage`)."""
+        if not (self.eval_extractor or self.coverage_classifier):
             return {}
         fakes = generate_images(self.generator, min(len(self.images), 1000), seed=self.step)
         scores = self.fid_kid(self.images, fakes)
-        return {k: v for k, v in scores.items() if k in ("fid", "kid")}
+        scores = {k: v for k, v in scores.items() if k in ("fid", "kid")}
+        return {**scores, **self.mode_coverage(fakes)}
 
 
 # --- command line -----------------------------------------------------------------------------------

@@ -3,9 +3,12 @@
 * least squares (Mao et al. 2017, "Least Squares Generative Adversarial Networks", Eq. 2): the
   CycleGAN's ``mse`` against targets 1 (real) and 0 (fake);
 * hinge (Lim & Ye 2017; Tran et al. 2017; BigGAN-PyTorch ``losses.py``), BigGAN's;
-* AnoGAN's residual and discrimination losses (Schlegl et al. 2017, Sec. 2.2).
+* AnoGAN's residual and discrimination losses (Schlegl et al. 2017, Sec. 2.2);
+* the semi-supervised GAN's real / fake loss on K class logits and feature matching (Salimans et al.
+  2016, "Improved Techniques for Training GANs", arXiv:1606.03498, Sec. 5 and 3.1).
 
-Every function takes ``(y_true, y_pred)`` and returns per-sample values; Keras averages them.
+Every function takes ``(y_true, y_pred)`` and returns per-sample values; Keras averages them
+(feature matching, a statistic of the whole batch, returns one value).
 """
 
 import keras
@@ -63,3 +66,26 @@ def anogan_discrimination(fx, fgz):
 def anogan_loss(residual, discrimination, lambda_):
     """AnoGAN's total L(z) = (1 - lambda) L_R + lambda L_D, also its anomaly score A(x) (Eq. 5)."""
     return (1.0 - lambda_) * residual + lambda_ * discrimination
+
+
+def real_probability(logits):
+    """SGAN: D(x) = Z / (Z + 1), Z = sum_k exp(l_k), the K+1-class softmax with the fake logit
+    fixed at 0 (Salimans et al. Sec. 5), i.e. sigmoid(logsumexp(l))."""
+    return ops.sigmoid(ops.logsumexp(logits, axis=-1))
+
+
+@keras.saving.register_keras_serializable(package="keras_gans")
+def real_fake_loss(y_true, logits):
+    """SGAN: -log D(x) (y = 1) or -log(1 - D(x)) (y = 0) from the K logits: binary cross-entropy
+    with the logit lse(l), written stably as softplus(lse) - y * lse."""
+    lse = ops.logsumexp(logits, axis=-1)
+    y = ops.reshape(ops.cast(y_true, lse.dtype), ops.shape(lse))
+    return ops.softplus(lse) - y * lse
+
+
+@keras.saving.register_keras_serializable(package="keras_gans")
+def feature_matching_loss(real_features, fake_features):
+    """||mean f(x) - mean f(G(z))||^2 over the batch, averaged over the features (Salimans Sec. 3.1;
+    ``train_mnist_feature_matching.py``)."""
+    real = ops.mean(ops.cast(real_features, "float32"), axis=0)
+    return ops.mean(ops.square(ops.mean(ops.cast(fake_features, "float32"), axis=0) - real))

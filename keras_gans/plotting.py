@@ -47,13 +47,23 @@ def _save(fig, path):
 
 def save_image_grid(images, path, rows, cols, titles=None, row_labels=None, value_range=(-1, 1)):
     """Save ``rows * cols`` images as one grid (row-major), optional column titles / row labels."""
-    images = _prepare(images, value_range)
-    fig = _figure((1.8 * cols, 1.8 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i < len(images):
-            ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, vmin=0, vmax=255)
-        ax.axis("off")
+    images = images[: rows * cols]
+    grid = [images[r * cols : (r + 1) * cols] for r in range(rows)]
+    return save_image_rows(grid, path, titles, row_labels, value_range, cols=cols)
+
+
+def save_image_rows(rows, path, titles=None, row_labels=None, value_range=(-1, 1), cols=None):
+    """Save rows of images of different lengths as one grid, each row left-aligned (blank cells
+    after it); ``titles`` name the columns, ``row_labels`` the rows (a latent-arithmetic figure)."""
+    rows = [_prepare(r, value_range) if len(r) else [] for r in rows]
+    cols = cols or max(len(r) for r in rows)
+    fig = _figure((1.8 * cols, 1.8 * len(rows)))
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for images, row_axes in zip(rows, axes):
+        for c, ax in enumerate(row_axes):
+            if c < len(images):
+                ax.imshow(images[c], cmap="gray" if images[c].ndim == 2 else None, vmin=0, vmax=255)
+            ax.axis("off")
     for c, title in enumerate(titles or []):
         axes[0, c].set_title(title, fontsize=9)
     for r, label in enumerate(row_labels or []):
@@ -221,10 +231,9 @@ def latest_image(folder, pattern="*.png"):
 
 def show(*paths, base=None):
     """Display image files in a notebook, each under its path relative to ``base`` (as given when
-    ``base`` is ``None``); returns the paths."""
+    ``base`` is ``None``). Returns nothing, so that a cell ending in it shows only the images."""
     from IPython.display import Image, display  # only notebooks have (and need) IPython
 
     for path in paths:
         print(os.path.relpath(path, base) if base else path)
         display(Image(filename=os.fspath(path)))
-    return list(paths)

@@ -81,6 +81,8 @@ class GANTrainer(Checkpointing):
         eval_extractor=None,
         init_from=None,
         run_eagerly=None,
+        coverage_classifier=None,
+        coverage_classes=None,
     ):
         """Set the run-wide state; call first in a subclass ``__init__``, before building models."""
         if accumulate < 1:
@@ -113,7 +115,14 @@ class GANTrainer(Checkpointing):
         self.strict = strict
         self.eval_every = eval_every or 0
         self.eval_extractor = eval_extractor
-        self._evaluator = None
+        self._evaluator, self._eval_keys = None, set()
+        self.coverage_classifier, self.coverage_classes = coverage_classifier, coverage_classes
+        if isinstance(coverage_classifier, (str, os.PathLike)):  # a bad file fails before building
+            from keras_gans.mode_coverage import digit_classifier
+
+            self.coverage_classifier = digit_classifier(path=coverage_classifier)
+        elif callable(coverage_classifier) and not isinstance(coverage_classifier, keras.Model):
+            self.coverage_classifier = coverage_classifier()  # trained (or read from its cache)
         self.output_dir = os.path.abspath(output_dir)
         if self.is_chief:  # another live run there: stop before anything is built
             run_guard.refuse_if_locked(self.output_dir)
@@ -336,7 +345,25 @@ class GANTrainer(Checkpointing):
         if not (self.eval_every and self.is_chief and self.step % self.eval_every == 0):
             return {}
         values = {k: float(v) for k, v in self.evaluate().items() if v is not None}
-        return {self._fid_key() if k == "fid" else k: v for k, v in values.items()}
+        values = {self._fid_key() if k == "fid" else k: v for k, v in values.items()}
+        self._eval_keys.update(values)
+        return values
+
+    def evaluations(self):
+        """The first and last evaluated rows of losses.csv (``{}`` before any evaluation)."""
+        keys, rows = self._eval_keys, self.loss_log.rows() if self._eval_keys else []
+        rows = [r for r in rows if any(r.get(k) for k in keys)]
+        pick = lambda r: {"step": int(float(r["step"]))} | {k: float(r[k]) for k in keys if r[k]}
+        return {"first": pick(rows[0]), "last": pick(rows[-1])} if rows else {}
+
+    def mode_coverage(self, fake_images, labels=None):
+        """Modes covered and KL from uniform of ``fake_images`` (:mod:`keras_gans.mode_coverage`)
+        when the run has a ``coverage_classifier``; ``labels``: a conditional G's classes."""
+        if self.coverage_classifier is None:
+            return {}
+        from keras_gans.mode_coverage import mode_coverage
+
+        return mode_coverage(fake_images, self.coverage_classifier, self.coverage_classes, labels)
 
     def _fid_key(self):
         from keras_gans.metrics import fid_key
@@ -404,6 +431,8 @@ class GANTrainer(Checkpointing):
             **self.summary_info(),
             **extra,
         }
+        if self._eval_keys:  # evaluated on the chief only
+            summary["evaluation"] = self.evaluations()  # first and last --eval-every values
         if self.is_chief:
             reports.write_json(os.path.join(self.output_dir, "summary.json"), summary)
         return summary

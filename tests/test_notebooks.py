@@ -21,6 +21,10 @@ NOTEBOOKS = (
     "lesion_harness",
     "mnist_imbalance",
     "anogan",
+    "autoencoder",
+    "latent",
+    "progan",
+    "sgan",
 )
 CELL_TIMEOUT = 600  # seconds per cell; quick mode takes about a minute per notebook in all
 
@@ -79,3 +83,36 @@ def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) >= 3, f"{name} showed {len(pictures)} picture(s)"
     assert (tmp_path / "output").is_dir(), f"{name} wrote nothing under its working directory"
+
+
+RENDERED_DIR = ROOT / "docs" / "notebooks"
+
+
+def code_sources(nb, skip_tag=None):
+    return [
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and skip_tag not in c.get("metadata", {}).get("tags", [])
+    ]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_rendered_copy_matches_its_notebook(name):
+    """docs/notebooks/<name>.ipynb is this notebook run at its DEMO size (docs/render_notebooks.py):
+    the same code, the injected DEMO parameters, outputs with pictures and no errors."""
+    source = read(name)
+    assert re.search(r"^DEMO\s*=\s*False\b", parameter_cells(source)[0].source, re.M), (
+        f"{name}: the parameters cell must set DEMO = False"
+    )
+    path = RENDERED_DIR / f"{name}.ipynb"
+    assert path.is_file(), f"{name}: no rendered copy; run python docs/render_notebooks.py {name}"
+    rendered = nbformat.read(path, as_version=4)
+    assert code_sources(rendered, skip_tag="injected-parameters") == code_sources(source), (
+        f"{name}: the rendered copy is stale; run python docs/render_notebooks.py {name}"
+    )
+    injected = [c for c in rendered.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and re.search(r"^DEMO = True$", injected[0].source, re.M)
+    outputs = [o for c in rendered.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    assert rendered.metadata["keras_gans_render"]["mode"] == "DEMO"

@@ -51,6 +51,22 @@ def _biggan(out, **kw):
     return BigGAN(images(), labels(), img_size=SIZE, ch=4, attention_res=8, output_dir=out, **kw)
 
 
+def _progan(out, **kw):
+    """4x4 for three steps, then the 8x8 fade-in (alpha 1/3, 2/3, 1): the contract's fifth step
+    updates a fading G and D, old and new paths both."""
+    from keras_gans.progan import ProGAN
+
+    return ProGAN(
+        images=images(),
+        latent_dim=8,
+        fmap_base=16,
+        fmap_max=8,
+        images_per_stage=6,
+        output_dir=out,
+        **kw,
+    )
+
+
 def _cyclegan(out, **kw):
     from keras_gans.cyclegan import CycleGAN
 
@@ -67,13 +83,41 @@ def _anogan_dcgan(out, **kw):
     )
 
 
+def _autoencoder(out, **kw):
+    """The one-class baseline: a denoising autoencoder, one compiled model, one update a step."""
+    from keras_gans.autoencoder import Autoencoder
+
+    return Autoencoder(
+        images(channels=1), filters=4, code_dim=8, noise_std=0.2, output_dir=out, **kw
+    )
+
+
+def _sgan(out, **kw):
+    """The semi-supervised GAN: one labelled image per class, the other six unlabelled."""
+    from keras_gans.sgan import SGAN
+
+    return SGAN(
+        images(channels=1),
+        labels(),
+        labels_per_class=1,
+        latent_dim=4,
+        g_units=(8,),
+        d_units=(8, 8),
+        output_dir=out,
+        **kw,
+    )
+
+
 TRAINERS = {
     "gan": _gan,
     "dcgan": _dcgan,
     "cgan": _cgan,
     "biggan": _biggan,
+    "progan": _progan,
     "cyclegan": _cyclegan,
     "anogan_dcgan": _anogan_dcgan,
+    "autoencoder": _autoencoder,
+    "sgan": _sgan,
 }
 
 _TINY = [
@@ -100,6 +144,20 @@ CLI = {
         "8",
         *_TINY,
     ],
+    "progan": [
+        "keras_gans.progan",
+        "--img-size",
+        "8",
+        "--latent-dim",
+        "8",
+        "--fmap-base",
+        "16",
+        "--fmap-max",
+        "8",
+        "--images-per-stage",
+        "2",
+        *_TINY,
+    ],
     "cyclegan": ["keras_gans.cyclegan", "--img-size", "16", "--gf", "4", "--df", "4", *_TINY],
     "anogan_dcgan": [
         "keras_gans.anogan",
@@ -111,6 +169,34 @@ CLI = {
         "--df",
         "4",
         "--no-score",
+        *_TINY,
+    ],
+    "autoencoder": [
+        "keras_gans.autoencoder",
+        "train",
+        "--img-size",
+        "16",
+        "--filters",
+        "4",
+        "--code-dim",
+        "8",
+        "--noise-std",
+        "0.2",
+        "--no-score",
+        *_TINY,
+    ],
+    "sgan": [
+        "keras_gans.sgan",
+        "--img-size",
+        "16",
+        "--d-units",
+        "8",
+        "--g-units",
+        "8",
+        "--latent-dim",
+        "4",
+        "--labels-per-class",
+        "2",
         *_TINY,
     ],
 }

@@ -161,8 +161,9 @@ def _rgb_uint8(images):
     return np.repeat(images, 3, -1) if images.shape[-1] == 1 else images
 
 
-def save_maps(path, images, result, row_labels, scale=None):
-    """Rows of query | reconstruction G(z) | anomaly map |x - G(z)| over the query (jet)."""
+def save_maps(path, images, result, row_labels, scale=None, titles=None):
+    """Rows of query | reconstruction G(z) | anomaly map |x - G(z)| over the query (jet);
+    ``titles``: other column titles (another model's reconstruction)."""
     heat = result["anomaly_map"].mean(axis=-1)
     scale = scale or float(np.percentile(heat, 99.5)) or 1.0  # one scale for all rows
     queries, recons = _rgb_uint8(images), _rgb_uint8(result["reconstruction"])
@@ -170,7 +171,7 @@ def save_maps(path, images, result, row_labels, scale=None):
     for i in range(len(images)):
         overlay = plotting.overlay_heatmap(images[i], heat[i] / scale, alpha=0.6)
         grid += [queries[i], recons[i], overlay]
-    titles = ["query x", "reconstruction G(z)", "anomaly map |x - G(z)|"]
+    titles = titles or ["query x", "reconstruction G(z)", "anomaly map |x - G(z)|"]
     return plotting.save_image_grid(np.stack(grid), path, len(images), 3, titles, row_labels)
 
 

@@ -1,12 +1,12 @@
 """The skin-lesion report's central experiment in one command: does adding GAN images help the CNN?
 
-``python -m keras_gans.classifier pipeline --data-dir ISIC --generator dcgan|biggan`` runs the four
+``python -m keras_gans.classifier pipeline --data-dir ISIC --generator dcgan|biggan|progan`` runs the four
 steps that :mod:`keras_gans.experiments.lesion_harness` otherwise leaves to the user:
 
 1. the leakage-free split: a balanced test set held out first, the rest written as a training pool
    (``OUT/pool/<class>/``), as ``lesion_harness split`` does;
-2. GAN training on the pool only: one DCGAN per class (the report trained its DCGAN on one class at
-   a time) or one class-conditional BigGAN; each run resumes from its checkpoints;
+2. GAN training on the pool only: one DCGAN (or ProGAN) per class (the report trained its DCGAN on
+   one class at a time) or one class-conditional BigGAN; each run resumes from its checkpoints;
 3. generation, inside the harness, from the trained generators (``OUT/<gan>/models/``);
 4. the harness over seeds, real vs real + GAN images (``OUT/evaluation/report.md``).
 
@@ -22,14 +22,15 @@ from keras_gans import cli
 from keras_gans.errors import ConfigError
 from keras_gans.reports import write_json
 
-GENERATORS = ("dcgan", "biggan")
+GENERATORS = ("dcgan", "biggan", "progan")
 
 
 @dataclasses.dataclass
 class PipelineConfig:
     """The GAN stage of :func:`run_pipeline` (the harness stage takes a ``HarnessConfig``).
 
-    ``gan_size``: the GAN's image side (``None``: the report's, 64 for the DCGAN, 128 for BigGAN);
+    ``gan_size``: the GAN's image side (``None``: the report's, 64 for the DCGAN, 128 for BigGAN
+    and ProGAN);
     ``gan_epochs`` / ``gan_steps``: the GAN's length (``None``: its default epochs);
     ``gan_options``: more constructor arguments, e.g. ``{"gf": 32, "df": 32}`` or ``{"ch": 32}``;
     ``runtime``: the trainers' run options (checkpoints, strategy, ...).
@@ -57,24 +58,27 @@ def _train(trainer, config):
 
 def train_generators(pool_dir, class_names, config, output_dir, seed=0):
     """Train the GAN(s) of ``config`` on ``pool_dir``; returns ``(synthetic spec, stage record)``."""
-    if config.generator == "dcgan":
-        from keras_gans import dcgan
+    if config.generator in ("dcgan", "progan"):  # one unconditional GAN per class
+        from keras_gans import dcgan, progan
 
-        size = config.gan_size or dcgan.IMG_SIZE
+        module = dcgan if config.generator == "dcgan" else progan
+        trainer_cls = dcgan.DCGAN if config.generator == "dcgan" else progan.ProGAN
+        model = "generator.h5" if config.generator == "dcgan" else "g_ema.h5"
+        size = config.gan_size or module.IMG_SIZE
         runs, spec = {}, []
         for name in class_names:
-            trainer = dcgan.DCGAN(
+            trainer = trainer_cls(
                 data_dir=pool_dir,
                 class_name=name,
                 img_size=size,
-                output_dir=os.path.join(output_dir, f"dcgan_{name}"),
+                output_dir=os.path.join(output_dir, f"{config.generator}_{name}"),
                 seed=seed,
                 **config.gan_options,
                 **config.runtime,
             )
             runs[name] = _train(trainer, config)
-            spec.append(f"{name}={os.path.join(trainer.models_dir, 'generator.h5')}")
-        return ",".join(spec), {"generator": "dcgan", "img_size": size, "runs": runs}
+            spec.append(f"{name}={os.path.join(trainer.models_dir, model)}")
+        return ",".join(spec), {"generator": config.generator, "img_size": size, "runs": runs}
     from keras_gans import biggan
 
     size = config.gan_size or biggan.IMG_SIZE
@@ -131,7 +135,12 @@ def _pipeline_args(parser):
     add("--gan-epochs", type=cli.positive_int, default=None, help="GAN epochs (none: its default)")
     add("--gan-steps", type=cli.positive_int, default=None, help="most GAN steps per run")
     add("--gan-batch-size", type=cli.positive_int, default=None, help="GAN batch (none: default)")
-    add("--gan-filters", type=cli.positive_int, default=None, help="DCGAN gf = df, or BigGAN ch")
+    add(
+        "--gan-filters",
+        type=cli.positive_int,
+        default=None,
+        help="DCGAN gf = df, BigGAN ch, or ProGAN fmap-max",
+    )
     add("--checkpoint-every", type=cli.non_negative_int, default=500, help="GAN checkpoints")
 
 
@@ -141,7 +150,7 @@ def _pipeline(args):
     harness_config = harness.config_from_args(args)
     options = {}
     if args.gan_filters:
-        keys = ("gf", "df") if args.generator == "dcgan" else ("ch",)
+        keys = {"dcgan": ("gf", "df"), "biggan": ("ch",), "progan": ("fmap_max",)}[args.generator]
         options = dict.fromkeys(keys, args.gan_filters)
     config = PipelineConfig(
         generator=args.generator,

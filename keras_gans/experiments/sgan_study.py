@@ -1,0 +1,230 @@
+"""SGAN vs supervised-only: does the unlabelled data help the classifier? Over seeds, paired.
+
+For every seed both arms share the labelled subset (``labels_per_class`` per class, drawn from the
+seed) and the initial weights of D (both build it first after ``keras.utils.set_random_seed``):
+
+* ``sgan``: :class:`keras_gans.sgan.SGAN` on the labelled subset plus every other training image
+  unlabelled;
+* ``supervised``: the same D (its K logits, the same Gaussian noise layers) trained on the labelled
+  subset alone with the same optimizer, batch size and number of steps, the labelled images repeated
+  and reshuffled as in the SGAN's labelled stream.
+
+Both are scored on the whole test split as test accuracy (argmax of the logits), with the share of
+the most-predicted class (:func:`keras_gans.evaluation.prediction_check`), reported as means with
+95% t-intervals over seeds and the paired per-seed difference ``sgan - supervised``
+(:mod:`keras_gans.evaluation`). ``report.json``, ``runs.csv`` and ``report.md`` are written
+atomically after every seed (:mod:`keras_gans.reports`). Salimans et al.'s number is kept apart
+under ``quoted``: it was not measured here.
+"""
+
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_gans import cli, evaluation, reports
+from keras_gans import sgan as sgan_module
+from keras_gans.errors import ConfigError
+
+SEEDS = (0, 1, 2)
+ARMS = ("supervised", "sgan")
+# Salimans et al. 2016, Table 1 (feature matching, permutation-invariant MNIST, all 60,000 images).
+QUOTED = {
+    "source": "Salimans et al. 2016, arXiv:1606.03498, Table 1 (quoted, not measured here)",
+    "labels": 100,
+    "test_errors_of_10000": "93 +/- 6.5",
+    "test_accuracy": 0.9907,
+    "data": "MNIST, 60,000 training images (100 labelled), 10,000 test images",
+}
+
+
+def labelled_stream(labelled, steps, batch_size, seed):
+    """``steps * batch_size`` indices: the labelled subset repeated, each repeat reshuffled."""
+    rng = np.random.default_rng([seed, 1])
+    repeats = -(-steps * batch_size // len(labelled))
+    order = np.concatenate([labelled[rng.permutation(len(labelled))] for _ in range(repeats)])
+    return order[: steps * batch_size]
+
+
+def supervised_classifier(x, y, labelled, n_classes, seed, options, run_eagerly=False):
+    """The SGAN's D, built first after ``set_random_seed(seed)`` as the SGAN builds it (the same
+    kernels), its weight-norm scales and biases initialised on its own labelled images, compiled."""
+    keras.utils.set_random_seed(seed)
+    get = lambda name: options.get(name, getattr(sgan_module, name.upper()))
+    size, channels = x.shape[1], x.shape[3]
+    d = sgan_module.build_discriminator(
+        n_classes, get("d_units"), size, channels, get("input_noise"), get("hidden_noise")
+    )
+    sgan_module.data_init(d, x[labelled])
+    d.compile(
+        optimizer=keras.optimizers.Adam(get("learning_rate"), beta_1=get("beta_1")),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=run_eagerly,
+    )
+    return d
+
+
+def train_supervised(x, y, labelled, n_classes, seed, steps, batch_size, options, eager=False):
+    """:func:`supervised_classifier` trained on ``x[labelled]`` alone for ``steps`` steps."""
+    d = supervised_classifier(x, y, labelled, n_classes, seed, options, eager)
+    idx = labelled_stream(labelled, steps, batch_size, seed)
+    d.fit(x[idx], y[idx], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    return d
+
+
+def _record(arm, seed, metrics, seconds, steps):
+    check = metrics["prediction_check"]
+    return {
+        "arm": arm,
+        "seed": seed,
+        "accuracy": metrics["accuracy"],
+        "test_errors": None,
+        "top_class_share": check["share"],
+        "degenerate": check["degenerate"],
+        "steps": steps,
+        "seconds": round(seconds, 1),
+    }
+
+
+def run_study(
+    train,
+    test,
+    seeds=SEEDS,
+    output_dir=os.path.join("output", "sgan_study"),
+    epochs=None,
+    max_steps=None,
+    batch_size=sgan_module.BATCH_SIZE,
+    source=None,
+    options=None,
+    runtime=None,
+):
+    """Both arms for every seed in ``seeds``; writes and returns the report (see the module).
+
+    ``train`` / ``test``: ``(images, labels)``; ``options`` go to :class:`keras_gans.sgan.SGAN`
+    (``labels_per_class``, ``g_loss``, sizes, ``learning_rate``), ``runtime`` to its run.
+    """
+    if not seeds:
+        raise ConfigError("--seeds must name at least one seed")
+    options, runtime = dict(options or {}), dict(runtime or {})
+    runtime.setdefault("checkpoint_every", 0)
+    (x, y), (x_test, y_test) = train, test
+    n_classes = int(np.max(y)) + 1
+    runs = {arm: [] for arm in ARMS}
+    rows = []
+    for seed in seeds:
+        start = time.time()
+        gan = sgan_module.SGAN(
+            x,
+            y,
+            test=test,
+            seed=seed,
+            output_dir=os.path.join(output_dir, "sgan", f"seed_{seed}"),
+            **options,
+            **runtime,
+        )
+        summary = gan.run(epochs, batch_size, 0, max_steps)
+        steps = summary["steps"]
+        rows.append(_record("sgan", seed, gan.score(), time.time() - start, steps))
+        start = time.time()
+        d = train_supervised(
+            x, y, gan.labelled, n_classes, seed, steps, batch_size, options, gan.run_eagerly
+        )
+        metrics = sgan_module.classifier_metrics(d, x_test, y_test)
+        rows.append(_record("supervised", seed, metrics, time.time() - start, steps))
+        for row in rows[-2:]:
+            row["test_errors"] = int(round((1 - row["accuracy"]) * len(y_test)))
+            runs[row["arm"]].append({k: row[k] for k in ("accuracy", "top_class_share")})
+        report = _report(rows, runs, seeds, len(gan.labelled), len(gan.unlabelled), test, steps)
+        report["setting"].update(
+            source=source, batch_size=batch_size, epochs=epochs, max_steps=max_steps, **options
+        )
+        write_outputs(report, output_dir)
+    return report
+
+
+def _report(rows, runs, seeds, labelled, unlabelled, test, steps):
+    done = {arm: records for arm, records in runs.items() if records}
+    return {
+        "setting": {
+            "seeds": list(seeds),
+            "labelled": labelled,
+            "unlabelled": unlabelled,
+            "test_images": len(test[1]),
+            "steps": steps,
+        },
+        "runs": rows,
+        "summary": evaluation.summarize(done),
+        "paired": evaluation.compare(done, "supervised"),
+        "quoted": QUOTED,
+    }
+
+
+def _interval(stat, scale=100):
+    text = f"{scale * stat['mean']:.2f}"
+    if stat["low"] is not None:
+        text += f" [{scale * stat['low']:.2f}, {scale * stat['high']:.2f}]"
+    return text
+
+
+def format_summary(report):
+    """A markdown table: test accuracy (%) per arm, mean [95% CI], then the paired difference."""
+    s = report["setting"]
+    lines = [
+        "# SGAN vs supervised-only",
+        "",
+        f"{s['labelled']} labelled + {s['unlabelled']} unlabelled training images, "
+        f"{s['test_images']} test images, {s['steps']} steps a run, seeds {s['seeds']} "
+        f"({len(report['runs']) // len(ARMS)} done).",
+        "",
+        "| arm | test accuracy % (mean [95% CI]) | per seed | degenerate runs |",
+        "|---|---|---|---|",
+    ]
+    for arm, stats in report["summary"].items():
+        acc = stats["accuracy"]
+        seeds = ", ".join(f"{100 * v:.2f}" for v in acc["values"])
+        degenerate = sum(r["degenerate"] for r in report["runs"] if r["arm"] == arm)
+        lines.append(f"| {arm} | {_interval(acc)} | {seeds} | {degenerate} |")
+    for name, diff in report["paired"].items():
+        d = diff["accuracy"]
+        lines += ["", f"Paired difference {name}: {_interval(d)} points, p = {d['p_value']}."]
+    q = report["quoted"]
+    lines += ["", f"Quoted: {q['source']}: {q['test_errors_of_10000']} test errors of 10,000 "]
+    lines[-1] += f"with {q['labels']} labels ({q['data']})."
+    return "\n".join(lines)
+
+
+def write_outputs(report, output_dir):
+    reports.write_json(os.path.join(output_dir, "report.json"), report)
+    reports.write_csv(os.path.join(output_dir, "runs.csv"), report["runs"])
+    reports.write_markdown(os.path.join(output_dir, "report.md"), format_summary(report))
+
+
+# --- command line (``python -m keras_gans.sgan compare``) -----------------------------------------
+def add_arguments(parser):
+    sgan_module.model_args(parser)
+    add = parser.add_argument
+    add("--seeds", type=cli.seeds, default=",".join(map(str, SEEDS)), help="one run per seed")
+    add("--epochs", type=cli.positive_int, default=None, help=f"default {sgan_module.EPOCHS}")
+    add("--max-steps", type=cli.positive_int, default=None, help="SGAN steps per seed")
+    add("--batch-size", type=cli.positive_int, default=sgan_module.BATCH_SIZE, help="each part")
+    add("--output-dir", default=os.path.join("output", "sgan_study"), help="report folder")
+    add("--run-eagerly", action="store_true", default=None, help="no tf.function (debugging)")
+
+
+def run_from_args(args):
+    train, test = sgan_module.load_data(args.data_dir, args.img_size)
+    report = run_study(
+        train,
+        test,
+        seeds=tuple(args.seeds),
+        output_dir=args.output_dir,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        source=args.data_dir or "scikit-learn digits",
+        options=sgan_module.model_kwargs(args),
+        runtime={"run_eagerly": args.run_eagerly},
+    )
+    print(format_summary(report))
+    return report

@@ -1,0 +1,120 @@
+"""The one-class experiment (keras_gans.experiments.one_class): AnoGAN's split for every model, the
+AUROCs behind the table, the mean over digits per seed, the cache, the quoted numbers kept apart."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from keras_gans import reports
+from keras_gans.experiments import anogan_eval, one_class
+from keras_gans.experiments.one_class import OneClassConfig
+
+TINY = dict(
+    img_size=16,
+    eval_per_class=8,
+    gan_steps=2,
+    gan_batch_size=8,
+    latent_dim=8,
+    gf=4,
+    df=4,
+    iterations=2,
+    ae_steps=2,
+    ae_batch_size=8,
+    filters=4,
+    code_dim=4,
+)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """Two normal digits of scikit-learn's digits, AnoGAN and the denoising autoencoder (the
+    plain one is the same trainer without noise), one seed, a few steps."""
+    out = str(tmp_path_factory.mktemp("one_class"))
+    models = ("anogan", "dae")
+    config = OneClassConfig(digits=("0", "1"), models=models, seeds=(5,), output_dir=out, **TINY)
+    train, test, classes = anogan_eval.load_splits(None, 16)
+    return config, one_class.run_experiment(config, train, test, classes), (test, classes)
+
+
+def test_every_run_scores_anogans_test_half_and_its_auroc_is_the_scores(toy):
+    config, report, (test, classes) = toy
+    assert set(report["runs"]) == {"anogan", "dae"}
+    for model, records in report["runs"].items():
+        assert [(r["digit"], r["seed"]) for r in records] == [("0", 5), ("1", 5)]
+        for r in records:
+            folder = os.path.join(config.output_dir, "runs", model, f"digit{r['digit']}_seed5")
+            with open(os.path.join(folder, "scores.csv"), newline="") as f:
+                rows = list(csv.DictReader(f))
+            _, labels, cls = anogan_eval.evaluation_splits(*test, int(r["digit"]), 8, 5)["test"]
+            assert [int(row["class"]) for row in rows] == cls.tolist()  # AnoGAN's test half
+            scores = [float(row["anomaly_score"]) for row in rows]
+            assert r["auroc"] == pytest.approx(skm.roc_auc_score(labels, scores), abs=1e-4)
+            assert (r["test_normal"], r["test_anomalous"]) == (4, 4)
+            assert r["steps"] == 2
+    anogan_run = report["runs"]["anogan"][0]
+    assert {"auroc_residual_only", "auroc_discrimination_only"} <= set(anogan_run)
+    summary = report["summary"]["dae"]
+    aurocs = [r["auroc"] for r in report["runs"]["dae"]]
+    assert summary["per_digit"]["1"]["mean"] == aurocs[1]
+    assert summary["mean_over_digits"]["mean"] == pytest.approx(np.mean(aurocs))
+
+
+def test_the_report_keeps_the_quoted_numbers_apart_and_labelled(toy):
+    config, report, _ = toy
+    assert report["quoted"]["mean_auroc"]["AnoGAN"] == 0.913
+    assert "quoted" not in report["summary"]
+    check = report["anogan_vs_quoted"]
+    assert check["measured"] == report["summary"]["anogan"]["mean_over_digits"]["mean"]
+    assert not check["all_ten_digits"]
+    text = open(os.path.join(config.output_dir, "report.md")).read()
+    assert "| AnoGAN | 0.913 (quoted) |" in text and "| VAE | 0.970 (quoted) | not run |" in text
+    assert "not all ten digits run" in text and "| 1 |" in text
+    for name in ("report.json", "runs.csv", "auroc.png"):
+        assert os.path.getsize(os.path.join(config.output_dir, name)) > 0
+
+
+def test_a_rerun_reads_the_cached_runs_and_a_changed_setting_does_not(toy, monkeypatch):
+    config, report, (test, classes) = toy
+    train = anogan_eval.load_splits(None, 16)[0]
+
+    def no_training(*args):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(one_class, "run_one", no_training)
+    again = one_class.run_experiment(config, train, test, classes)
+    assert again["runs"] == reports.jsonable(report["runs"])
+    changed = OneClassConfig(**{**config.__dict__, "models": ("dae",), "code_dim": 5})
+    with pytest.raises(AssertionError, match="trained again"):
+        one_class.run_experiment(changed, train, test, classes)
+
+
+def test_the_mean_over_digits_is_taken_per_seed_then_over_seeds():
+    config = OneClassConfig(digits=("0", "1"), seeds=(0, 1), models=("cae",))
+    runs = {
+        "cae": [
+            {"digit": "0", "seed": 0, "auroc": 0.8},
+            {"digit": "1", "seed": 0, "auroc": 1.0},
+            {"digit": "0", "seed": 1, "auroc": 0.6},
+            {"digit": "1", "seed": 1, "auroc": 0.8},
+        ]
+    }
+    summary = one_class.build_report(config, runs, ["0", "1"])["summary"]["cae"]
+    assert summary["per_digit"]["0"]["mean"] == pytest.approx(0.7)
+    assert summary["mean_over_digits"]["values"] == pytest.approx([0.9, 0.7])
+    assert summary["mean_over_digits"]["half_width"] == pytest.approx(12.706 * 0.1, rel=1e-3)
+
+
+def test_cli_needs_all_digits_or_one_and_known_models(capsys):
+    for argv, expected in (
+        ([], "one of the arguments --all-digits --normal-digit is required"),
+        (["--all-digits", "--normal-digit", "3"], "not allowed with argument"),
+        (["--normal-digit", "3", "--models", "cae,vae"], "--models must be some of"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            one_class.main(argv)
+        assert exit_.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], lines
