@@ -1,4 +1,4 @@
-"""Render the notebooks at their DEMO size into docs/notebooks/, outputs included.
+"""Render the notebooks at their DEMO size into docs/notebooks/ as Markdown pages with their outputs.
 
     python docs/render_notebooks.py --data-root ../shared/data            # all of them
     python docs/render_notebooks.py --data-root ../shared/data anogan     # one
@@ -8,13 +8,18 @@ Each notebook in ``notebooks/`` runs top to bottom on a fresh ``python3`` kernel
 (the layout of ``../shared/data``: ``apple2orange_dev``, ``isic_dev``, ``mnist_dev``). The run's
 values go into a cell tagged ``injected-parameters`` after the parameters cell, as papermill does,
 so the committed source notebooks stay as they are: without outputs, ``QUICK = True``. Each run
-works in its own temporary folder; only the executed notebook is kept. A DEMO run takes about ten
-minutes on two CPU cores; the time each one took is printed and stored in the notebook's metadata.
+works in its own temporary folder. What is kept is a page, ``docs/notebooks/<name>.md`` (nbconvert's
+Markdown export: the code, printed output and tables), with its pictures as PNG files in
+``docs/notebooks/<name>_files/``: the repository holds no notebook with outputs. A DEMO run takes
+minutes on two CPU cores; the page's first line says how long, on what data, and when.
+
+Needs ``pip install -e ".[docs]"`` (nbconvert, nbclient, ipykernel).
 """
 
 import argparse
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbconvert import MarkdownExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = ROOT / "notebooks"
@@ -116,19 +122,37 @@ def render(name, data_root, target_dir=TARGET_DIR, timeout=CELL_TIMEOUT):
     shown = f"../shared/data/{DATA[name]}"
     clean_outputs(nb, replace=[(data_dir, shown), (work + os.sep, "")])
     nb.cells[at + 1].source = nb.cells[at + 1].source.replace(repr(data_dir), repr(shown))
-    nb.metadata["keras_gans_render"] = {
-        "mode": "DEMO",
+    info = {
         "data": DATA[name],
         "seconds": round(seconds),
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }
+    return write_page(nb, name, info, target_dir), seconds
+
+
+def write_page(nb, name, info, target_dir=TARGET_DIR):
+    """Write the executed ``nb`` as ``<name>.md`` and ``<name>_files/*.png``; ``info``: its data,
+    seconds, cpus and date, stated on the page's first line."""
+    files = f"{name}_files"
+    body, resources = MarkdownExporter().from_notebook_node(
+        nb, resources={"output_files_dir": files}
+    )
+    header = (
+        f"_Rendered by `docs/render_notebooks.py` from [`notebooks/{name}.ipynb`]"
+        f"(../../notebooks/{name}.ipynb) at its DEMO size on `../shared/data/{info['data']}`: "
+        f"{info['seconds'] / 60:.1f} min on {info['cpus']} CPU cores, {info['date']}._\n\n"
+    )
     target_dir.mkdir(parents=True, exist_ok=True)
-    path = target_dir / f"{name}.ipynb"
+    shutil.rmtree(target_dir / files, ignore_errors=True)  # no picture of an earlier run stays
+    (target_dir / files).mkdir()
+    for relative, data in resources["outputs"].items():
+        (target_dir / relative).write_bytes(data)
+    path = target_dir / f"{name}.md"
     tmp = path.with_suffix(".tmp")
-    nbformat.write(nb, tmp)
+    tmp.write_text(header + body, encoding="utf-8")
     os.replace(tmp, path)
-    return path, seconds
+    return path
 
 
 def main(argv=None):
