@@ -252,13 +252,6 @@ class SGAN(GANTrainer):
         self.compile(self.combined, frozen=(self.discriminator,), loss=loss, optimizer=opt())
         return {"generator": self.generator, "discriminator": self.discriminator}
 
-    def _prepare(self, model):
-        # d_train holds D nested, and the core flips only d_train's own flag (already True): D,
-        # frozen for ``combined``, must be unfrozen itself before D's update (and its slots).
-        super()._prepare(model)
-        if model is self.d_train:
-            self.set_trainable(self.discriminator, True)
-
     def config(self):
         names = ("n_classes", "latent_dim", "g_units", "d_units", "g_loss", "labels_per_class")
         return {"img_shape": self.images.shape[1:], **{k: getattr(self, k) for k in names}}

@@ -224,6 +224,12 @@ class GANTrainer(Checkpointing):
             self.set_trainable(m, False)
         if not frozen:
             self.set_trainable(model, True)
+            # A model frozen for another update may sit inside this one (an SGAN's D in its
+            # D update): its own flag, not the outer model's, decides whether it trains.
+            for _, held in self.compiled.values():
+                for m in held:
+                    if m in model.layers:
+                        self.set_trainable(m, True)
 
     def train_on_batch(self, model, x, y):
         """``train_on_batch`` with the global batch split over replicas; returns a logs dict."""
