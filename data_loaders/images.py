@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
-from keras_gans.errors import KerasGansError
+from keras_gans.errors import ConfigError, KerasGansError
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,17 @@ def load_folder(folder, size, value_range=(-1.0, 1.0), strict=False, report=None
     """All usable images of ``folder`` as one float32 array ``(n, h, w, 3)``."""
     arrays, _ = load_images(list_images(folder, recursive), size, value_range, strict, report)
     return arrays
+
+
+def image_array(images):
+    """A trainer's images as float32 ``(n, s, s, c)``, square and non-empty; a ``tf.data.Dataset``
+    of single images is read at once."""
+    if hasattr(images, "as_numpy_iterator"):
+        images = list(images.as_numpy_iterator())
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or not len(images) or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"images must be a non-empty (n, s, s, c) array, got {images.shape}")
+    return images
 
 
 def to_uint8(images, value_range=(-1.0, 1.0)):

@@ -36,6 +36,7 @@ import numpy as np
 from keras import layers
 from sklearn import metrics as skm
 
+from data_loaders.images import image_array
 from keras_gans import cli, plotting, reports
 from keras_gans.errors import ConfigError
 from keras_gans.experiments.anogan_eval import (
@@ -148,9 +149,7 @@ class Autoencoder(GANTrainer):
         seed=None,
         **runtime,
     ):
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or not len(images) or images.shape[1] != images.shape[2]:
-            raise ConfigError(f"images must be a non-empty (n, s, s, c) array, got {images.shape}")
+        images = image_array(images)
         _stages(images.shape[1])
         if noise_std < 0 or filters < 1 or code_dim < 1:
             raise ConfigError("--noise-std must be >= 0, --filters and --code-dim >= 1")

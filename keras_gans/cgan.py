@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from data_loaders.images import SkipReport
+from data_loaders.images import SkipReport, image_array
 from data_loaders.isic import CLASSES as ISIC_CLASSES
 from data_loaders.isic import load_isic
 from data_loaders.mnist import load_mnist
@@ -199,10 +199,7 @@ class CGAN(GANTrainer):
         seed=None,
         **runtime,
     ):
-        self.images = np.asarray(images, np.float32)
-        shape = self.images.shape
-        if self.images.ndim != 4 or shape[1] != shape[2] or not len(self.images):
-            raise ConfigError(f"images must be a non-empty (n, s, s, c) array, got {shape}")
+        self.images = image_array(images)
         self.n_classes = int(n_classes) if n_classes else None
         self.labels = None
         if self.n_classes:

@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from data_loaders.images import SkipReport
+from data_loaders.images import SkipReport, image_array
 from data_loaders.isic import (
     CLASSES,
     load_isic,
@@ -179,16 +179,6 @@ def batch_stats_view(discriminator):
     return keras.models.clone_model(discriminator, clone_function=swap)
 
 
-def _as_array(images):
-    """float32 ``(n, s, s, c)``; a ``tf.data.Dataset`` of single images is read at once."""
-    if isinstance(images, tf.data.Dataset):
-        images = list(images.as_numpy_iterator())
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or not len(images) or images.shape[1] != images.shape[2]:
-        raise ConfigError(f"images must be a non-empty (n, s, s, c) array, got {images.shape}")
-    return images
-
-
 # --- the trainer ------------------------------------------------------------------------------------
 class DCGAN(GANTrainer):
     """An unconditional ``train_on_batch`` GAN (Keras-GAN ``DCGAN``); see the module docstring.
@@ -252,7 +242,7 @@ class DCGAN(GANTrainer):
         if class_name is not None and class_name not in CLASSES:
             raise ConfigError(f"--class must be one of {', '.join(CLASSES)}, got {class_name!r}")
         if images is not None:
-            images = _as_array(images)
+            images = image_array(images)
             img_size, channels = images.shape[1], images.shape[3]
         elif channels not in (1, 3):
             raise ConfigError(f"--channels must be 1 or 3 for ISIC images, got {channels}")

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from data_loaders.images import image_array
 from data_loaders.mnist import load_mnist
 from keras_gans import cli, evaluation, sampling
 from keras_gans.errors import ConfigError
@@ -191,10 +192,7 @@ class SGAN(GANTrainer):
         seed=None,
         **runtime,
     ):
-        self.images = np.asarray(images, np.float32)
-        shape = self.images.shape
-        if self.images.ndim != 4 or shape[1] != shape[2] or not len(self.images):
-            raise ConfigError(f"images must be a non-empty (n, s, s, c) array, got {shape}")
+        self.images = image_array(images)
         labels = np.asarray(labels).ravel()
         if len(labels) != len(self.images) or labels.min() < 0:
             raise ConfigError("SGAN needs one class index >= 0 per image")
