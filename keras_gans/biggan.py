@@ -35,6 +35,7 @@ from scipy.stats import truncnorm
 from data_loaders.images import SkipReport
 from data_loaders.isic import load_isic, resolve_isic, unconditional_dataset
 from keras_gans import cli, reports, sampling
+from keras_gans.averaging import WeightAverage
 from keras_gans.biggan_networks import (
     ATTENTION_RES,
     CH,
@@ -159,7 +160,6 @@ class BigGAN(GANTrainer):
         self.fixed_z = sample_latent(self.rng(4), n, latent_dim, truncation, truncation_mode)
         self.build_models()
         self._fakes = tf.function(lambda z, y: self.g([z, y], training=True), reduce_retracing=True)
-        self._ema = tf.function(self._ema_update, reduce_retracing=True)
 
     def _check_data(self, images, labels):
         images = np.asarray(images, np.float32)
@@ -193,8 +193,9 @@ class BigGAN(GANTrainer):
         shape = self.config()
         self.g = build_generator(**shape, name="g")
         self.g_ema = build_generator(**shape, name="g_ema")
-        self.g_ema.set_weights(self.g.get_weights())
         self.g_ema.trainable = False  # changed only by the moving average
+        self.average = WeightAverage([self.g_ema], [self.g])  # BN statistics and u vectors too
+        self.average.copy()
         self.combined = build_combined(self.g, self.d, self.latent_dim)
         g_opt = self.make_optimizer(self.g_lr, **adam)
         self.compile(self.combined, frozen=(self.d,), loss=g_hinge_loss, optimizer=g_opt)
@@ -205,14 +206,9 @@ class BigGAN(GANTrainer):
         return {k: getattr(self, k) for k in names}
 
     # --- the report's step ------------------------------------------------------------------------
-    def _ema_update(self, decay):
-        for ema, w in zip(self.g_ema.weights, self.g.weights):  # BN statistics and u vectors too
-            ema.assign(decay * ema + (1.0 - decay) * w)
-
     def update_ema(self, g_steps):
         """BigGAN-PyTorch ``ema.update(itr)``: copy before ``ema_start``, then average."""
-        decay = 0.0 if g_steps < self.ema_start else self.ema_decay
-        self._ema(tf.constant(decay, tf.float32))
+        self.average.update(0.0 if g_steps < self.ema_start else self.ema_decay)
 
     def d_step(self, imgs, labels):
         """One D update on ``[real; G(z, y)]`` with hinge targets +1 / -1."""

@@ -37,6 +37,7 @@ import tensorflow as tf
 from data_loaders.images import SkipReport
 from data_loaders.isic import CLASSES, load_isic, parse_classes, resolve_isic, unconditional_dataset
 from keras_gans import cli, plotting, sampling
+from keras_gans.averaging import WeightAverage, warmup_decay
 from keras_gans.errors import ConfigError
 from keras_gans.layers import FadeIn
 from keras_gans.losses import g_hinge_loss, least_squares
@@ -166,7 +167,6 @@ class ProGAN(GANTrainer):
             self.rng(1).standard_normal((GRID[0] * GRID[1], latent_dim)).astype(np.float32)
         )
         self.build_models()
-        self._ema = self._ema_update if self.run_eagerly else tf.function(self._ema_update)
         self.stages_dir = os.path.join(self.output_dir, "stages")
 
     @property
@@ -188,13 +188,9 @@ class ProGAN(GANTrainer):
         self.g_bank = generator_bank(self.img_size, self.latent_dim, **shape, name="g")
         self.ema_bank = generator_bank(self.img_size, self.latent_dim, **shape, name="g_ema")
         self.d_bank = discriminator_bank(self.img_size, **shape, name="d")
-        self._pairs = [
-            (e, w)
-            for a, b in zip(self.ema_bank.values(), self.g_bank.values())
-            for e, w in zip(a.weights, b.weights)
-        ]
-        for ema, w in self._pairs:  # G_s starts as a copy of G (official G.clone("Gs"))
-            ema.assign(w)
+        banks = list(self.ema_bank.values()), list(self.g_bank.values())
+        self.average = WeightAverage(*banks, run_eagerly=self.run_eagerly)
+        self.average.copy()  # G_s starts as a copy of G (official G.clone("Gs"))
         self._phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
         self._shown = tf.Variable(0, dtype=tf.int64, trainable=False, name="shown")
         self._alpha = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="alpha")
@@ -285,15 +281,11 @@ class ProGAN(GANTrainer):
         return {"architecture": self.name, **{k: getattr(self, k) for k in names}}
 
     # --- the step -----------------------------------------------------------------------------------
-    def _ema_update(self, decay):
-        for ema, w in self._pairs:
-            ema.assign(decay * ema + (1.0 - decay) * w)
-
     def ema_decay_at(self, step):
-        """The paper's beta, but at most ``(1 + step) / (10 + step)`` (``tf.train.
-        ExponentialMovingAverage``'s ``num_updates``): a short run's G_s follows G instead of
-        staying near its initial weights (0.999 keeps 93% of them after 72 steps)."""
-        return min(self.ema_decay, (1.0 + step) / (10.0 + step))
+        """The paper's beta, but at most ``(1 + step) / (10 + step)`` (:func:`keras_gans.averaging.
+        warmup_decay`): a short run's G_s follows G instead of staying near its initial weights
+        (0.999 keeps 93% of them after 72 steps)."""
+        return warmup_decay(self.ema_decay, step)
 
     def steps_per_epoch(self, batch_size):
         if batch_size % self.accumulate:
@@ -329,7 +321,7 @@ class ProGAN(GANTrainer):
         d = self.update(self.critic, [reals, fakes, mix], np.zeros((n, 1), np.float32))
         z = self.rng(3, self.step).standard_normal((n, self.latent_dim)).astype(np.float32)
         g = self.update(self.combined, z, np.ones((n, 1), np.float32))
-        self._ema(tf.constant(self.ema_decay_at(self.step), tf.float32))
+        self.average.update(self.ema_decay_at(self.step))
         self._shown.assign(shown + n)
         logs = {"D_loss": d["loss"], "D_real": d["d_real"], "D_fake": d["d_fake"], "GP": d["gp"]}
         return {**logs, "G_loss": g["loss"], "resolution": res, "alpha": alpha}

@@ -19,9 +19,13 @@ Gaussian noise of std 0.5 -> K logits; Adam(3e-3, beta_1 0.5), batch 100 labelle
 100 fakes, the labelled set repeated to fill every epoch, a second unlabelled batch for the G step.
 
 D's layers are weight-normalised (:class:`keras_gans.layers.WeightNormDense`), with the data-dependent
-init on 500 unlabelled images, as in that code. Deviations: G's output layer is a plain Dense, z ~
+init on 500 unlabelled images, as in that code. That code also keeps a moving average of D's
+parameters (``disc_avg_updates``, rate 1e-4) and tests the average (``disc_avg_givens``); here
+``d_average`` is that average (:mod:`keras_gans.averaging`) and classifies in :meth:`SGAN.score`. Deviations: G's output layer is a plain Dense, z ~
 N(0, 1) instead of U(0, 1) (as every keras_gans generator), the unlabelled set is every training image
-not in the labelled subset (the paper uses all) and an epoch is one pass over it. D's fakes come from
+not in the labelled subset (the paper uses all) and an epoch is one pass over it; the average
+starts at D's initial weights with a warm-up decay, where the code's starts at zero, which a run of
+a few thousand steps would not outgrow. D's fakes come from
 G in training mode (BatchNorm on batch statistics, as in the G step and the paper).
 """
 
@@ -37,6 +41,7 @@ from keras import layers
 from data_loaders.images import image_array
 from data_loaders.mnist import load_mnist
 from keras_gans import cli, evaluation, sampling
+from keras_gans.averaging import WeightAverage, warmup_decay
 from keras_gans.errors import ConfigError
 from keras_gans.layers import WeightNormDense
 from keras_gans.losses import feature_matching_loss, real_fake_loss
@@ -52,6 +57,7 @@ LEARNING_RATE = 3e-3
 BETA_1 = 0.5
 BATCH_SIZE = 100
 LABELS_PER_CLASS = 10
+AVERAGE_DECAY = 0.9999  # the code's a += 1e-4 * (p - a); 0: classify with D itself
 EPOCHS = 30  # 2,070 steps on the 6,900 unlabelled digits of mnist_dev; Salimans ran 300 epochs
 SAMPLE_INTERVAL = 500
 INIT_BATCH = 500  # unlabelled images of D's data-dependent init
@@ -124,6 +130,15 @@ def data_init(discriminator, images):
         layer.data_init(inputs)
 
 
+def average_model(discriminator, shape):
+    """A frozen copy of ``discriminator`` (built by ``build_discriminator(*shape)``), its weights
+    equal, to hold their moving average (``d_average``)."""
+    average = build_discriminator(*shape, name="d_average")
+    average.set_weights(discriminator.get_weights())
+    average.trainable = False  # changed only by the average
+    return average
+
+
 def label_subset(labels, per_class, rng):
     """Indices of ``per_class`` examples of every class in ``labels``, drawn by ``rng``, sorted."""
     labels = np.asarray(labels).ravel()
@@ -164,6 +179,7 @@ class SGAN(GANTrainer):
         g_loss: ``"feature-matching"`` (Salimans, default) or ``"non-saturating"``.
         latent_dim, g_units, d_units, input_noise, hidden_noise: model sizes.
         learning_rate, beta_1: Adam settings of both compiled models.
+        average_decay: decay of ``d_average``, the moving average of D that classifies.
         output_dir, seed, **runtime: see :meth:`keras_gans.training.GANTrainer.setup_runtime`.
     """
 
@@ -188,6 +204,7 @@ class SGAN(GANTrainer):
         hidden_noise=HIDDEN_NOISE,
         learning_rate=LEARNING_RATE,
         beta_1=BETA_1,
+        average_decay=AVERAGE_DECAY,
         output_dir=None,
         seed=None,
         **runtime,
@@ -206,23 +223,27 @@ class SGAN(GANTrainer):
         self.d_units = tuple(d_units)
         self.input_noise, self.hidden_noise = float(input_noise), float(hidden_noise)
         self.learning_rate, self.beta_1 = learning_rate, beta_1
+        if not 0.0 <= average_decay < 1.0:
+            raise ConfigError(f"--average-decay must be in [0, 1), got {average_decay}")
+        self.average_decay = float(average_decay)
         self.test = None if test is None else (np.asarray(test[0], np.float32), np.asarray(test[1]))
         self.setup_runtime(output_dir or os.path.join("output", "sgan"), seed=seed, **runtime)
         self.labelled = label_subset(labels, self.labels_per_class, self.rng(_LABEL_KEY))
         self.unlabelled = np.setdiff1d(np.arange(len(labels)), self.labelled)
         self.labels = labels.astype(np.int32)
         self.build_models()
+        self.average = WeightAverage([self.d_average], [self.discriminator], self.run_eagerly)
         train_mode = lambda m: tf.function(lambda x: m(x, training=True), reduce_retracing=True)
         self._fake, self._real_features = train_mode(self.generator), train_mode(self.features)
 
     def build(self):
         size, channels = self.images.shape[1], self.images.shape[3]
+        shape = (self.n_classes, self.d_units, size, channels, self.input_noise, self.hidden_noise)
         # D first: the supervised-only arm of the study builds the same D from the same seed.
-        self.discriminator = build_discriminator(
-            self.n_classes, self.d_units, size, channels, self.input_noise, self.hidden_noise
-        )
+        self.discriminator = build_discriminator(*shape)
         init = self.rng(_INIT_KEY).choice(self.unlabelled, min(INIT_BATCH, len(self.unlabelled)))
         data_init(self.discriminator, self.images[np.sort(init)])
+        self.d_average = average_model(self.discriminator, shape)
         self.generator = build_generator(self.latent_dim, self.g_units, size, channels)
         self.features = feature_model(self.discriminator)
         opt = lambda: self.make_optimizer(self.learning_rate, beta_1=self.beta_1)
@@ -248,10 +269,12 @@ class SGAN(GANTrainer):
             self.combined = keras.Model(z, self.discriminator(self.generator(z)), name="combined")
             loss = real_fake_loss
         self.compile(self.combined, frozen=(self.discriminator,), loss=loss, optimizer=opt())
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        models = {"generator": self.generator, "discriminator": self.discriminator}
+        return {**models, "d_average": self.d_average}
 
     def config(self):
         names = ("n_classes", "latent_dim", "g_units", "d_units", "g_loss", "labels_per_class")
+        names += ("average_decay",)
         return {"img_shape": self.images.shape[1:], **{k: getattr(self, k) for k in names}}
 
     # --- the declaration for GANTrainer.run -----------------------------------------------------
@@ -284,6 +307,7 @@ class SGAN(GANTrainer):
         fakes = np.asarray(self._fake(tf.constant(z_d)))
         ones, zeros = np.ones((n, 1), np.float32), np.zeros((n, 1), np.float32)
         d = self.update(self.d_train, [x_lab, x_unl, fakes], [y_lab, ones, zeros])
+        self.average.update(warmup_decay(self.average_decay, self.step))
         # G: mean features of a second real batch (feature matching), or "real" (-log D(G(z))).
         fm = self.g_loss == "feature-matching"
         target = np.asarray(self._real_features(tf.constant(x_unl2))) if fm else ones
@@ -300,15 +324,16 @@ class SGAN(GANTrainer):
 
     # --- classification -------------------------------------------------------------------------
     def classify(self, images):
-        """Class indices of ``images`` (argmax of D's K logits, inference mode)."""
-        return predict_logits(self.discriminator, np.asarray(images, np.float32)).argmax(axis=1)
+        """Class indices of ``images`` (argmax of averaged D's K logits, inference mode)."""
+        return predict_logits(self.d_average, np.asarray(images, np.float32)).argmax(axis=1)
 
     def score(self, images=None, labels=None):
-        """Accuracy and :func:`keras_gans.evaluation.prediction_check` (default: the test set)."""
+        """Accuracy and :func:`keras_gans.evaluation.prediction_check` of ``d_average`` (default: the
+        test set)."""
         if images is None and self.test is None:
             return {}
         images, labels = (images, labels) if images is not None else self.test
-        return classifier_metrics(self.discriminator, images, labels)
+        return classifier_metrics(self.d_average, images, labels)
 
     def evaluate(self):
         metrics = self.score()
@@ -346,10 +371,12 @@ def model_args(parser):
     add("--g-units", type=parse_units, default=G_UNITS, help="G's hidden widths")
     add("--d-units", type=parse_units, default=D_UNITS, help="D's hidden widths")
     add("--learning-rate", type=cli.positive_float, default=LEARNING_RATE, help="Adam, G and D")
+    add("--average-decay", type=cli.fraction, default=AVERAGE_DECAY, help="D's moving average")
 
 
 def model_kwargs(args):
     names = ("labels_per_class", "g_loss", "latent_dim", "g_units", "d_units", "learning_rate")
+    names += ("average_decay",)
     return {name: getattr(args, name) for name in names}
 
 

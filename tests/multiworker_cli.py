@@ -9,6 +9,7 @@ One process per worker serves all trainers, since starting TensorFlow costs more
 import importlib
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -17,10 +18,11 @@ from tests.trainers import CLI  # noqa: E402
 
 def run(out, names):
     for name in names:
+        start = time.time()
         module, *argv = CLI[name]
         argv += ["--strategy", "multiworker", "--output-dir", os.path.join(out, name)]
         importlib.import_module(module).main(argv)
-        print(f"{name}: done", flush=True)
+        print(f"{name}: done in {time.time() - start:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -182,10 +182,10 @@ def test_the_ema_generator_follows_g(tmp_path):
     gan = _gan(tmp_path, ema_decay=0.5)
     caps = [gan.ema_decay_at(step) for step in (0, 4, 8, 10**6)]  # (1 + step) / (10 + step)
     np.testing.assert_allclose(caps, [0.1, 5 / 14, 0.5, 0.5])
-    ema_before = [e.numpy() for e, _ in gan._pairs]
+    ema_before = [e.numpy() for e, _ in gan.average.pairs]
     gan.step = 100  # past the warm-up cap: beta itself
     gan.train_step(_images(2))
-    for (ema, w), old in zip(gan._pairs, ema_before):
+    for (ema, w), old in zip(gan.average.pairs, ema_before):
         np.testing.assert_allclose(ema.numpy(), 0.5 * old + 0.5 * w.numpy(), atol=1e-6)
 
 

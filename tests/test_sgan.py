@@ -123,6 +123,27 @@ def test_non_saturating_g_step_moves_g_only(tmp_path):
     assert set(logs) == {"D_sup", "D_unsup", "D_acc_labelled", "G_loss"}
 
 
+def test_the_classifier_is_the_moving_average_of_d(tmp_path):
+    """After the first step d_average = 0.1 * D before + 0.9 * D after (the warm-up decay of step
+    0); with ``average_decay=0`` it is D itself, and so are its predictions."""
+    gan = make(tmp_path / "a", seed=0)
+    start = [w.numpy() for w in gan.discriminator.weights]
+    for a, s in zip(gan.d_average.weights, start):
+        np.testing.assert_array_equal(a.numpy(), s)
+    gan.train_step(next(iter(gan.batches(4, 0, 0))))
+    moved = [w.path for s, w in zip(start, gan.discriminator.weights) if not np.array_equal(s, w)]
+    assert {w.path for w in gan.discriminator.weights if w.path.endswith("kernel")} <= set(moved)
+    for a, s, w in zip(gan.d_average.weights, start, gan.discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), 0.1 * s + 0.9 * w.numpy(), atol=1e-6, err_msg=a.path)
+    plain = make(tmp_path / "b", seed=0, average_decay=0.0)
+    plain.run(max_steps=3, batch_size=4, sample_interval=0)
+    for a, w in zip(plain.d_average.weights, plain.discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), w.numpy(), atol=1e-7, err_msg=a.path)
+    x, _ = toy(seed=2)
+    logits = np.asarray(plain.discriminator(x, training=False))
+    np.testing.assert_array_equal(plain.classify(x), logits.argmax(axis=1))
+
+
 def test_the_supervised_arm_starts_from_the_same_d(tmp_path):
     """Same seed: the same kernels (directions) before training; g, b from its own labelled data."""
     x, y = toy()
@@ -148,9 +169,13 @@ def test_train_command_reports_the_test_accuracy(tmp_path, capsys):
 
 def test_compare_writes_a_paired_report(tmp_path, capsys):
     out = tmp_path / "study"
-    sgan.main(["compare", *TINY_ARGS, "--seeds", "0,1", "--output-dir", str(out)])
+    # --average-decay 0: each arm's average is its last D, so both accuracies must agree.
+    argv = ["compare", *TINY_ARGS, "--seeds", "0,1", "--average-decay", "0"]
+    sgan.main([*argv, "--output-dir", str(out)])
     report = json.loads((out / "report.json").read_text())
     assert [r["arm"] for r in report["runs"]] == ["sgan", "supervised"] * 2
+    for run in report["runs"]:
+        assert run["accuracy"] == pytest.approx(run["last_step_accuracy"]), run
     assert report["setting"]["labelled"] == 20 and report["setting"]["steps"] == 2
     assert report["paired"]["sgan - supervised"]["accuracy"]["n"] == 2
     assert "quoted" in report["quoted"]["source"]

@@ -9,6 +9,10 @@ seed) and the initial weights of D (both build it first after ``keras.utils.set_
   subset alone with the same optimizer, batch size and number of steps, the labelled images repeated
   and reshuffled as in the SGAN's labelled stream.
 
+Both arms classify with the moving average of their D's weights (the SGAN's ``d_average``, the same
+decay and warm-up after every supervised step), as Salimans et al.'s code tests its averaged D.
+Each run also records ``last_step_accuracy``, that of the D of the last step, unaveraged.
+
 Both are scored on the whole test split as test accuracy (argmax of the logits), with the share of
 the most-predicted class (:func:`keras_gans.evaluation.prediction_check`), reported as means with
 95% t-intervals over seeds and the paired per-seed difference ``sgan - supervised``
@@ -25,6 +29,7 @@ import numpy as np
 
 from keras_gans import cli, evaluation, reports
 from keras_gans import sgan as sgan_module
+from keras_gans.averaging import WeightAverage, warmup_decay
 from keras_gans.errors import ConfigError
 
 SEEDS = (0, 1, 2)
@@ -65,20 +70,46 @@ def supervised_classifier(x, y, labelled, n_classes, seed, options, run_eagerly=
     return d
 
 
+class _Averaging(keras.callbacks.Callback):
+    """After every training batch, one step of ``average`` with the SGAN's warm-up decay."""
+
+    def __init__(self, average, decay):
+        super().__init__()
+        self.average, self.decay = average, decay
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.average.update(warmup_decay(self.decay, batch))
+
+
 def train_supervised(x, y, labelled, n_classes, seed, steps, batch_size, options, eager=False):
-    """:func:`supervised_classifier` trained on ``x[labelled]`` alone for ``steps`` steps."""
+    """:func:`supervised_classifier` trained on ``x[labelled]`` alone for ``steps`` steps; returns
+    the moving average of its weights (the SGAN's ``average_decay``, the arm's classifier) and the
+    last step's D."""
     d = supervised_classifier(x, y, labelled, n_classes, seed, options, eager)
+    get = lambda name: options.get(name, getattr(sgan_module, name.upper()))
+    shape = (n_classes, get("d_units"), x.shape[1], x.shape[3])
+    average = sgan_module.average_model(d, (*shape, get("input_noise"), get("hidden_noise")))
+    averaging = _Averaging(WeightAverage([average], [d], eager), get("average_decay"))
     idx = labelled_stream(labelled, steps, batch_size, seed)
-    d.fit(x[idx], y[idx], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-    return d
+    d.fit(
+        x[idx],
+        y[idx],
+        batch_size=batch_size,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[averaging],
+    )
+    return average, d
 
 
-def _record(arm, seed, metrics, seconds, steps):
+def _record(arm, seed, metrics, last, seconds, steps):
     check = metrics["prediction_check"]
     return {
         "arm": arm,
         "seed": seed,
         "accuracy": metrics["accuracy"],
+        "last_step_accuracy": last["accuracy"],
         "test_errors": None,
         "top_class_share": check["share"],
         "degenerate": check["degenerate"],
@@ -125,13 +156,15 @@ def run_study(
         )
         summary = gan.run(epochs, batch_size, 0, max_steps)
         steps = summary["steps"]
-        rows.append(_record("sgan", seed, gan.score(), time.time() - start, steps))
+        last = sgan_module.classifier_metrics(gan.discriminator, x_test, y_test)
+        rows.append(_record("sgan", seed, gan.score(), last, time.time() - start, steps))
         start = time.time()
-        d = train_supervised(
+        average, d = train_supervised(
             x, y, gan.labelled, n_classes, seed, steps, batch_size, options, gan.run_eagerly
         )
-        metrics = sgan_module.classifier_metrics(d, x_test, y_test)
-        rows.append(_record("supervised", seed, metrics, time.time() - start, steps))
+        metrics = sgan_module.classifier_metrics(average, x_test, y_test)
+        last = sgan_module.classifier_metrics(d, x_test, y_test)
+        rows.append(_record("supervised", seed, metrics, last, time.time() - start, steps))
         for row in rows[-2:]:
             row["test_errors"] = int(round((1 - row["accuracy"]) * len(y_test)))
             runs[row["arm"]].append({k: row[k] for k in ("accuracy", "top_class_share")})
@@ -177,14 +210,17 @@ def format_summary(report):
         f"{s['test_images']} test images, {s['steps']} steps a run, seeds {s['seeds']} "
         f"({len(report['runs']) // len(ARMS)} done).",
         "",
-        "| arm | test accuracy % (mean [95% CI]) | per seed | degenerate runs |",
-        "|---|---|---|---|",
+        "| arm | test accuracy % of the averaged D (mean [95% CI]) | per seed | last step's D, "
+        "per seed | degenerate runs |",
+        "|---|---|---|---|---|",
     ]
     for arm, stats in report["summary"].items():
         acc = stats["accuracy"]
         seeds = ", ".join(f"{100 * v:.2f}" for v in acc["values"])
-        degenerate = sum(r["degenerate"] for r in report["runs"] if r["arm"] == arm)
-        lines.append(f"| {arm} | {_interval(acc)} | {seeds} | {degenerate} |")
+        runs = [r for r in report["runs"] if r["arm"] == arm]
+        last = ", ".join(f"{100 * r['last_step_accuracy']:.2f}" for r in runs)
+        degenerate = sum(r["degenerate"] for r in runs)
+        lines.append(f"| {arm} | {_interval(acc)} | {seeds} | {last} | {degenerate} |")
     for name, diff in report["paired"].items():
         d = diff["accuracy"]
         lines += ["", f"Paired difference {name}: {_interval(d)} points, p = {d['p_value']}."]
