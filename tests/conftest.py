@@ -17,6 +17,7 @@ LONGEST_FIRST = (
     "test_trainers_distributed.py",
     "test_notebooks.py",
     "test_trainers.py",
+    "test_benchmarks_smoke.py",
     "test_cyclegan.py",
     "test_reliability.py",
     "test_distribute.py",
