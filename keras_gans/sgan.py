@@ -21,12 +21,13 @@ Gaussian noise of std 0.5 -> K logits; Adam(3e-3, beta_1 0.5), batch 100 labelle
 D's layers are weight-normalised (:class:`keras_gans.layers.WeightNormDense`), with the data-dependent
 init on 500 unlabelled images, as in that code. That code also keeps a moving average of D's
 parameters (``disc_avg_updates``, rate 1e-4) and tests the average (``disc_avg_givens``); here
-``d_average`` is that average (:mod:`keras_gans.averaging`) and classifies in :meth:`SGAN.score`. Deviations: G's output layer is a plain Dense, z ~
-N(0, 1) instead of U(0, 1) (as every keras_gans generator), the unlabelled set is every training image
-not in the labelled subset (the paper uses all) and an epoch is one pass over it; the average
-starts at D's initial weights with a warm-up decay, where the code's starts at zero, which a run of
-a few thousand steps would not outgrow. D's fakes come from
-G in training mode (BatchNorm on batch statistics, as in the G step and the paper).
+``d_average`` is that average (:mod:`keras_gans.averaging`) and classifies in :meth:`SGAN.score`.
+
+Deviations: G's output layer is a plain Dense, z ~ N(0, 1) instead of U(0, 1) (as every keras_gans
+generator), the unlabelled set is every training image not in the labelled subset (the paper uses
+all) and an epoch is one pass over it; the average starts at D's initial weights with a warm-up
+decay, where the code's starts at zero, which a run of a few thousand steps would not outgrow. D's
+fakes come from G in training mode (BatchNorm on batch statistics, as in the G step and the paper).
 """
 
 import argparse

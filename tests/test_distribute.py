@@ -56,8 +56,8 @@ def test_precision_and_jit_switches(fruit, tmp_path):
     assert gan.g_AB.get_layer("g_AB_d1_conv").compute_dtype == "bfloat16"
     assert gan.g_AB.output.dtype == "float32" and gan.d_A.output.dtype == "float32"
     assert gan.d_A.jit_compile and gan.combined.jit_compile
-    # One update of D_A, compiled by XLA in bfloat16 (the whole step compiles G twice more, tens of
-    # seconds, and adds nothing to what is switched on).
+    # One update of D_A, compiled by XLA in bfloat16: the whole step would also compile D_B and the
+    # combined model with both generators, tens of seconds more for the same two switches.
     a = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
     patch = np.ones((1, *gan.d_A.output.shape[1:]), np.float32)
     before = [w.numpy() for w in gan.d_A.weights]

@@ -52,15 +52,19 @@ def labelled_stream(labelled, steps, batch_size, seed):
     return order[: steps * batch_size]
 
 
+def _d_shape(x, n_classes, options):
+    """The arguments of ``sgan.build_discriminator`` for ``options`` (the SGAN's defaults)."""
+    get = lambda name: options.get(name, getattr(sgan_module, name.upper()))
+    units, noise = get("d_units"), (get("input_noise"), get("hidden_noise"))
+    return (n_classes, units, x.shape[1], x.shape[3], *noise)
+
+
 def supervised_classifier(x, y, labelled, n_classes, seed, options, run_eagerly=False):
     """The SGAN's D, built first after ``set_random_seed(seed)`` as the SGAN builds it (the same
     kernels), its weight-norm scales and biases initialised on its own labelled images, compiled."""
     keras.utils.set_random_seed(seed)
     get = lambda name: options.get(name, getattr(sgan_module, name.upper()))
-    size, channels = x.shape[1], x.shape[3]
-    d = sgan_module.build_discriminator(
-        n_classes, get("d_units"), size, channels, get("input_noise"), get("hidden_noise")
-    )
+    d = sgan_module.build_discriminator(*_d_shape(x, n_classes, options))
     sgan_module.data_init(d, x[labelled])
     d.compile(
         optimizer=keras.optimizers.Adam(get("learning_rate"), beta_1=get("beta_1")),
@@ -86,10 +90,9 @@ def train_supervised(x, y, labelled, n_classes, seed, steps, batch_size, options
     the moving average of its weights (the SGAN's ``average_decay``, the arm's classifier) and the
     last step's D."""
     d = supervised_classifier(x, y, labelled, n_classes, seed, options, eager)
-    get = lambda name: options.get(name, getattr(sgan_module, name.upper()))
-    shape = (n_classes, get("d_units"), x.shape[1], x.shape[3])
-    average = sgan_module.average_model(d, (*shape, get("input_noise"), get("hidden_noise")))
-    averaging = _Averaging(WeightAverage([average], [d], eager), get("average_decay"))
+    average = sgan_module.average_model(d, _d_shape(x, n_classes, options))
+    decay = options.get("average_decay", sgan_module.AVERAGE_DECAY)
+    averaging = _Averaging(WeightAverage([average], [d], eager), decay)
     idx = labelled_stream(labelled, steps, batch_size, seed)
     d.fit(
         x[idx],
