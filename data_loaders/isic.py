@@ -408,6 +408,15 @@ def resolve_isic(dataset="sample", data_dir=None):
     return root
 
 
+def source_name(images, data_dir=None, dataset="sample", class_name=None):
+    """A training source's name for output folders: ``array`` for in-memory images, else the data
+    folder's or the dataset's name; ``_<class>`` appended when one class is trained."""
+    name = (
+        "array" if images is not None else os.path.basename(os.path.normpath(data_dir or dataset))
+    )
+    return name + (f"_{class_name}" if class_name else "")
+
+
 def unconditional_dataset(images, batch_size, seed=None, epoch=0, skip_batches=0, labels=None):
     """One epoch of shuffled ``batch_size`` batches (``(images, labels)`` if labels are given).
 

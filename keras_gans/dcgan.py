@@ -51,6 +51,7 @@ from data_loaders.isic import (
     load_isic,
     parse_classes,
     resolve_isic,
+    source_name,
     unconditional_dataset,
 )
 from keras_gans import cli, sampling
@@ -255,12 +256,7 @@ class DCGAN(GANTrainer):
         self.dataset, self.data_dir = dataset, data_dir
         self.gf, self.df = gf or self.default_gf, df or self.default_df
         self.learning_rate, self.beta_1 = learning_rate, beta_1
-        source = (
-            "array"
-            if images is not None
-            else os.path.basename(os.path.normpath(data_dir or dataset))
-        )
-        run = os.path.join("output", self.name, source + (f"_{class_name}" if class_name else ""))
+        run = os.path.join("output", self.name, source_name(images, data_dir, dataset, class_name))
         self.setup_runtime(output_dir or run, seed=seed, **runtime)
         self._images = images
         self.data_root = "array" if images is not None else None  # set by the ISIC load

@@ -34,8 +34,15 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from data_loaders.images import SkipReport
-from data_loaders.isic import CLASSES, load_isic, parse_classes, resolve_isic, unconditional_dataset
+from data_loaders.images import SkipReport, image_array
+from data_loaders.isic import (
+    CLASSES,
+    load_isic,
+    parse_classes,
+    resolve_isic,
+    source_name,
+    unconditional_dataset,
+)
 from keras_gans import cli, plotting, sampling
 from keras_gans.averaging import WeightAverage, warmup_decay
 from keras_gans.errors import ConfigError
@@ -138,8 +145,8 @@ class ProGAN(GANTrainer):
         if class_name is not None and class_name not in CLASSES:
             raise ConfigError(f"--class must be one of {', '.join(CLASSES)}, got {class_name!r}")
         if images is not None:
-            images = np.asarray(images, np.float32)
-            if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
+            images = image_array(images)
+            if images.shape[3] != 3:
                 raise ConfigError(f"images must be (n, s, s, 3), got {images.shape}")
             img_size = images.shape[1]
         self.phases = phases(img_size)
@@ -155,12 +162,7 @@ class ProGAN(GANTrainer):
         self.dataset, self.data_dir, self.class_name = dataset, data_dir, class_name
         self.classes, self.dedup = parse_classes(classes), dedup
         self._images, self.data_root = images, "array" if images is not None else None
-        source = (
-            "array"
-            if images is not None
-            else os.path.basename(os.path.normpath(data_dir or dataset))
-        )
-        run = os.path.join("output", self.name, source + (f"_{class_name}" if class_name else ""))
+        run = os.path.join("output", self.name, source_name(images, data_dir, dataset, class_name))
         self.setup_runtime(output_dir or run, seed=seed, **runtime)
         self.phase = 0
         self.fixed_z = (

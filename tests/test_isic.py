@@ -343,3 +343,12 @@ def test_unconditional_dataset_is_seeded_per_epoch():
     x, y = next(iter(isic.unconditional_dataset(images, 3, seed=1, epoch=0, labels=labels)))
     assert x.shape == (3, 2, 2, 1) and y.dtype.name == "int64"
     np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0] / 4, y.numpy())
+
+
+def test_source_name_names_the_output_folder_of_a_training_source():
+    """DCGAN and ProGAN name their default output folder after it."""
+    assert isic.source_name(None, "/data/isic_dev/", "sample", "nevus") == "isic_dev_nevus"
+    assert isic.source_name(None, None, "isic-2017") == "isic-2017"
+    assert isic.source_name(np.zeros((1, 8, 8, 3)), "/ignored", "sample", "melanoma") == (
+        "array_melanoma"
+    )
