@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from keras_gans import plotting, reports
 
@@ -98,3 +99,26 @@ def test_notebook_helpers_show_and_latest_image(tmp_path, monkeypatch, capsys):
     plotting.show(images / "000010.png", plotting.latest_image(images), base=tmp_path / "run")
     assert capsys.readouterr().out.split() == ["images/000010.png", "images/000002.png"]
     assert [type(s).__name__ for s in shown] == ["Image", "Image"]
+
+
+def _solid(*colors, size=10):
+    """One ``size`` x ``size`` uint8 image of each RGB colour."""
+    return np.stack([np.full((size, size, 3), c, np.uint8) for c in colors])
+
+
+def test_a_grid_puts_each_image_in_its_cell_and_leaves_the_rest_white(tmp_path):
+    red, green, blue = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+    gray = plotting._prepare(np.zeros((1, 10, 10, 1)), (-1, 1))  # one channel, 0 in [-1, 1]
+    mosaic, h, w, gap = plotting._mosaic([_solid(red, green), gray, []], cols=2)
+    assert (h, w, gap) == (10, 10, 1) and mosaic.shape == (3 * 11 - 1, 2 * 11 - 1, 3)
+    assert (mosaic[:10, :10] == red).all() and (mosaic[:10, 11:] == green).all()
+    assert (mosaic[11:21, :10] == gray[0, 0, 0]).all()  # drawn gray in all three channels
+    assert (mosaic[11:21, 11:] == 255).all() and (mosaic[22:] == 255).all()  # blank cells
+    assert (mosaic[10] == 255).all() and (mosaic[:, 10] == 255).all()  # the gaps
+
+    path = tmp_path / "grid.png"
+    plotting.save_image_grid(_solid(blue, red), str(path), 1, 2)
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    cols = {c: np.nonzero((pixels == c).all(-1))[1] for c in (blue, red)}
+    assert min(len(c) for c in cols.values()) > 50 * 50  # both drawn large, left to right
+    assert cols[blue].max() < cols[red].min()
