@@ -67,6 +67,26 @@ def test_precision_and_jit_switches(fruit, tmp_path):
     keras.mixed_precision.set_global_policy("float32")
 
 
+def test_a_compiled_model_is_traced_once():
+    """Keras makes a compiled model's loss and metric variables in its first trace when no strategy
+    scope is set, and tf.function then traces again; train_on_batch builds them first."""
+    traces = []
+
+    class Counted(keras.Model):
+        def train_step(self, data):
+            traces.append(self.name)  # Python runs here only while tracing
+            return super().train_step(data)
+
+    inputs = keras.Input((3,))
+    model = Counted(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs), name="counted")
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    assert not model.run_eagerly
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 1), np.float32)
+    logs = [distribute.train_on_batch(model, x, y) for _ in range(3)]
+    assert traces == ["counted"]
+    assert logs[0]["loss"] > logs[-1]["loss"] and set(logs[0]) == {"loss", "accuracy"}
+
+
 @pytest.mark.multiprocess
 def test_a_failing_worker_stops_the_run(fruit, tmp_path):
     command = [
