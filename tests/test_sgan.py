@@ -180,7 +180,9 @@ def test_compare_writes_a_paired_report(tmp_path, capsys):
     assert report["paired"]["sgan - supervised"]["accuracy"]["n"] == 2
     assert "quoted" in report["quoted"]["source"]
     assert "| sgan |" in (out / "report.md").read_text()
-    assert "Paired difference" in capsys.readouterr().out
+    p = report["paired"]["sgan - supervised"]["accuracy"]["p_value"]
+    shown = "n/a" if p is None else f"{p:.3g}"
+    assert f" points, p = {shown}." in capsys.readouterr().out  # three significant digits
 
 
 @pytest.mark.parametrize(

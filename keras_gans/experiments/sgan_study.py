@@ -226,7 +226,8 @@ def format_summary(report):
         lines.append(f"| {arm} | {_interval(acc)} | {seeds} | {last} | {degenerate} |")
     for name, diff in report["paired"].items():
         d = diff["accuracy"]
-        lines += ["", f"Paired difference {name}: {_interval(d)} points, p = {d['p_value']}."]
+        p = "n/a" if d["p_value"] is None else f"{d['p_value']:.3g}"
+        lines += ["", f"Paired difference {name}: {_interval(d)} points, p = {p}."]
     q = report["quoted"]
     lines += ["", f"Quoted: {q['source']}: {q['test_errors_of_10000']} test errors of 10,000 "]
     lines[-1] += f"with {q['labels']} labels ({q['data']})."
