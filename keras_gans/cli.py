@@ -109,7 +109,8 @@ def seeds(text):
 
 def add_isic_args(parser):
     """``--classes`` and ``--dedup`` of the ISIC GANs (:func:`data_loaders.isic.load_isic`)."""
-    from data_loaders.isic import DEDUP, parse_classes
+    from data_loaders.isic import DEDUP
+    from data_loaders.isic_metadata import parse_classes
 
     add = parser.add_argument
     add(

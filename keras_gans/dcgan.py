@@ -46,14 +46,8 @@ import tensorflow as tf
 from keras import layers, ops
 
 from data_loaders.images import SkipReport, image_array
-from data_loaders.isic import (
-    CLASSES,
-    load_isic,
-    parse_classes,
-    resolve_isic,
-    source_name,
-    unconditional_dataset,
-)
+from data_loaders.isic import CLASSES, load_isic, resolve_isic, source_name, unconditional_dataset
+from data_loaders.isic_metadata import parse_classes
 from keras_gans import cli, sampling
 from keras_gans.errors import ConfigError
 from keras_gans.sampling import generate_images  # also dcgan.generate_images for the harness

@@ -35,14 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders.images import SkipReport, image_array
-from data_loaders.isic import (
-    CLASSES,
-    load_isic,
-    parse_classes,
-    resolve_isic,
-    source_name,
-    unconditional_dataset,
-)
+from data_loaders.isic import CLASSES, load_isic, resolve_isic, source_name, unconditional_dataset
+from data_loaders.isic_metadata import parse_classes
 from keras_gans import cli, plotting, sampling
 from keras_gans.averaging import WeightAverage, warmup_decay
 from keras_gans.errors import ConfigError

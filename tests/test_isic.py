@@ -1,5 +1,5 @@
-"""data_loaders.isic and isic_sources: layouts, diagnoses, duplicates, cache, bad files, the drawn
-sample, download, pipeline."""
+"""data_loaders.isic, isic_metadata and isic_sources: layouts, diagnoses, duplicates, cache, bad
+files, the drawn sample, download, pipeline."""
 
 import csv
 import logging
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_loaders import isic, isic_sources
+from data_loaders import isic, isic_metadata, isic_sources
 from data_loaders.download import DownloadError
 from data_loaders.images import BadImageError, NoImagesError, SkipReport
 from keras_gans.errors import ConfigError
@@ -52,14 +52,14 @@ def test_map_diagnosis_covers_isic_and_ham_vocabularies():
         "Melanoma in situ",
         "melanoma, NOS",
     ):
-        assert isic.map_diagnosis(value) == "melanoma", value
+        assert isic_metadata.map_diagnosis(value) == "melanoma", value
     for value in ("nv", "NV", "nevus", "Nevus", "Blue nevus", "Nevus, Spitz", "melanocytic naevus"):
-        assert isic.map_diagnosis(value) == "nevus", value
+        assert isic_metadata.map_diagnosis(value) == "nevus", value
     for value in ("bcc", "bkl", "akiec", "df", "vasc", "seborrheic keratosis", "Benign"):
-        assert isic.map_diagnosis(value) == "other", value
+        assert isic_metadata.map_diagnosis(value) == "other", value
     for value in ("", " ", "unknown", "UNK", "nan"):
-        assert isic.map_diagnosis(value) is None
-    assert {isic.DIAGNOSIS_MAP[k] for k in ("mel", "melanoma", "nv", "nevus", "bcc")} == {
+        assert isic_metadata.map_diagnosis(value) is None
+    assert {isic_metadata.DIAGNOSIS_MAP[k] for k in ("mel", "melanoma", "nv", "nevus", "bcc")} == {
         "melanoma",
         "nevus",
         "other",
@@ -219,11 +219,11 @@ def test_dedup_modes_and_all_diagnoses(tmp_path):
     assert every.class_names == isic.ALL_CLASSES == ("melanoma", "nevus", "other")
     assert every.counts() == {"melanoma": 2, "nevus": 2, "other": 1}
     assert isic.load_isic(str(root), img_size=8, classes="all", dedup="none").from_cache
-    assert isic.parse_classes("all") == isic.ALL_CLASSES
-    assert isic.parse_classes(" nevus,melanoma ") == ("nevus", "melanoma")
+    assert isic_metadata.parse_classes("all") == isic.ALL_CLASSES
+    assert isic_metadata.parse_classes(" nevus,melanoma ") == ("nevus", "melanoma")
     for bad in ("bcc", "nevus,nevus", ""):
         with pytest.raises(ConfigError, match="--classes"):
-            isic.parse_classes(bad)
+            isic_metadata.parse_classes(bad)
     with pytest.raises(ConfigError, match="--dedup"):
         isic.load_isic(str(root), dedup="lesions")
 
