@@ -173,10 +173,11 @@ def train_on_batch(model, x, y, strategy=None):
     if n == 1:
         # Outside a strategy scope Keras makes the compiled loss and metric variables in the first
         # trace of the train function, and variables made in a trace make tf.function trace it
-        # twice (a tiny CycleGAN's first step: 3 s more); built here first, it traces once. A
-        # Keras without this private method only traces twice (tests/test_distribute.py tells).
+        # twice (a tiny CycleGAN's first step: 3 s more); built here first (once: compile() resets
+        # train_function), it traces once. A Keras without this private method only traces twice
+        # (tests/test_distribute.py tells).
         build = getattr(model, "_symbolic_build", None)
-        if build is not None and not model.run_eagerly:
+        if build is not None and model.train_function is None and not model.run_eagerly:
             build(data_batch=(x, y, None))
         return model.train_on_batch(x, y, return_dict=True)
     _check_divisible(x, n)

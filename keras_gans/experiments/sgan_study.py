@@ -52,22 +52,27 @@ def labelled_stream(labelled, steps, batch_size, seed):
     return order[: steps * batch_size]
 
 
+def _option(options, name):
+    """``options[name]``, else the SGAN's default (``sgan.NAME``)."""
+    return options.get(name, getattr(sgan_module, name.upper()))
+
+
 def _d_shape(x, n_classes, options):
     """The arguments of ``sgan.build_discriminator`` for ``options`` (the SGAN's defaults)."""
-    get = lambda name: options.get(name, getattr(sgan_module, name.upper()))
-    units, noise = get("d_units"), (get("input_noise"), get("hidden_noise"))
-    return (n_classes, units, x.shape[1], x.shape[3], *noise)
+    noise = (_option(options, "input_noise"), _option(options, "hidden_noise"))
+    return (n_classes, _option(options, "d_units"), x.shape[1], x.shape[3], *noise)
 
 
 def supervised_classifier(x, y, labelled, n_classes, seed, options, run_eagerly=False):
     """The SGAN's D, built first after ``set_random_seed(seed)`` as the SGAN builds it (the same
     kernels), its weight-norm scales and biases initialised on its own labelled images, compiled."""
     keras.utils.set_random_seed(seed)
-    get = lambda name: options.get(name, getattr(sgan_module, name.upper()))
     d = sgan_module.build_discriminator(*_d_shape(x, n_classes, options))
     sgan_module.data_init(d, x[labelled])
     d.compile(
-        optimizer=keras.optimizers.Adam(get("learning_rate"), beta_1=get("beta_1")),
+        optimizer=keras.optimizers.Adam(
+            _option(options, "learning_rate"), beta_1=_option(options, "beta_1")
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         run_eagerly=run_eagerly,
     )
@@ -91,7 +96,7 @@ def train_supervised(x, y, labelled, n_classes, seed, steps, batch_size, options
     last step's D."""
     d = supervised_classifier(x, y, labelled, n_classes, seed, options, eager)
     average = sgan_module.average_model(d, _d_shape(x, n_classes, options))
-    decay = options.get("average_decay", sgan_module.AVERAGE_DECAY)
+    decay = _option(options, "average_decay")
     averaging = _Averaging(WeightAverage([average], [d], eager), decay)
     idx = labelled_stream(labelled, steps, batch_size, seed)
     d.fit(
