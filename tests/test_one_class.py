@@ -3,6 +3,7 @@ AUROCs behind the table, the mean over digits per seed, the cache, the quoted nu
 
 import csv
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -89,6 +90,37 @@ def test_a_rerun_reads_the_cached_runs_and_a_changed_setting_does_not(toy, monke
     changed = OneClassConfig(**{**config.__dict__, "models": ("dae",), "code_dim": 5})
     with pytest.raises(AssertionError, match="trained again"):
         one_class.run_experiment(changed, train, test, classes)
+
+
+def test_a_changed_search_reuses_the_trained_dcgan_and_a_changed_dcgan_does_not(
+    toy, tmp_path, monkeypatch
+):
+    config, report, (test, classes) = toy
+    train = anogan_eval.load_splits(None, 16)[0]
+    out = str(tmp_path / "copy")
+    shutil.copytree(config.output_dir, out)
+    trained = []
+    original = one_class.anogan.NormalDCGAN
+    monkeypatch.setattr(
+        one_class.anogan, "NormalDCGAN", lambda *a, **k: trained.append(1) or original(*a, **k)
+    )
+    base = {**config.__dict__, "models": ("anogan",), "output_dir": out}
+    searched = one_class.run_experiment(
+        OneClassConfig(**{**base, "search_learning_rate": 0.5}), train, test, classes
+    )
+    assert not trained  # the saved G and D were searched again
+    assert len(searched["runs"]["anogan"]) == 2
+    scores = lambda root: [
+        row["anomaly_score"]
+        for row in csv.DictReader(
+            open(os.path.join(root, "runs", "anogan", "digit0_seed5", "scores.csv"))
+        )
+    ]
+    assert scores(out) != scores(config.output_dir)  # searched at the new rate
+    stored = reports.read_json(os.path.join(out, "runs", "anogan", "digit0_seed5", "result.json"))
+    assert stored["setting"]["search_learning_rate"] == 0.5 and stored["steps"] == 2
+    one_class.run_experiment(OneClassConfig(**{**base, "gan_steps": 3}), train, test, classes)
+    assert len(trained) == 2  # one DCGAN per digit
 
 
 def test_the_mean_over_digits_is_taken_per_seed_then_over_seeds():

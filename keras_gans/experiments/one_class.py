@@ -20,7 +20,8 @@ scored here (AnoGAN's latent search is the run's cost). Models (``--models``):
 
 Over several seeds each AUROC is a mean with a 95% t-interval (:mod:`keras_gans.evaluation`), and
 so is the mean over digits (one mean per seed). Every (model, digit, seed) run keeps its
-``result.json`` under ``runs/``; a rerun with the same setting reads it instead of training again.
+``result.json`` under ``runs/``; a rerun with the same setting reads it instead of training again,
+and one that changes only AnoGAN's search (:data:`SEARCH_KEYS`) searches again with the saved DCGAN.
 Writes ``report.json``, ``runs.csv``, ``report.md`` and ``auroc.png`` (:mod:`keras_gans.reports`).
 
 CLI: ``python -m keras_gans.experiments.one_class --all-digits`` (or ``--normal-digit K``).
@@ -44,6 +45,7 @@ from keras_gans.experiments.anogan_eval import (
     evaluation_splits,
     load_splits,
 )
+from keras_gans.saving import ModelFileError, load_model
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ QUOTED = {
     "mean_auroc": {"DAE": 0.877, "VAE": 0.970, "AnoGAN": 0.913, "OCGAN": 0.975},
 }
 BESIDE = {"anogan": "AnoGAN", "dae": "DAE"}  # the quoted row each of ours sits beside
+SEARCH_KEYS = ("iterations", "search_learning_rate")  # a change reruns the search, not the DCGAN
 
 
 @dataclasses.dataclass
@@ -77,6 +80,7 @@ class OneClassConfig:
     gf: int = anogan.GF
     df: int = anogan.DF
     iterations: int = anogan.ITERATIONS
+    search_learning_rate: float = anogan.LEARNING_RATE
     search_batch_size: int | None = None  # None: the whole test half at once
     ae_steps: int = AE_STEPS
     ae_batch_size: int = autoencoder.BATCH_SIZE
@@ -97,7 +101,7 @@ class OneClassConfig:
         """What a ``model`` run depends on (a cached result must match it)."""
         keys = ["img_size", "eval_per_class"]
         keys += (
-            ["gan_steps", "gan_batch_size", "latent_dim", "gf", "df", "iterations"]
+            ["gan_steps", "gan_batch_size", "latent_dim", "gf", "df", *SEARCH_KEYS]
             if model == "anogan"
             else ["ae_steps", "ae_batch_size", "filters", "code_dim"]
         )
@@ -107,15 +111,46 @@ class OneClassConfig:
 
 # --- one run ----------------------------------------------------------------------------------------
 def _anogan(config, normals, x, seed, run):
-    """The DCGAN on ``normals``, then AnoGAN's search for every image of ``x``."""
-    sizes = {"latent_dim": config.latent_dim, "gf": config.gf, "df": config.df}
-    gan = anogan.NormalDCGAN(images=normals, **sizes, **run)
-    summary = gan.run(None, config.gan_batch_size, 0, config.gan_steps)
+    """The DCGAN on ``normals`` (or the one a run differing only in the search trained), then
+    AnoGAN's search for every image of ``x``."""
+    trained = _trained_gan(config, run["output_dir"])
+    if trained is None:
+        sizes = {"latent_dim": config.latent_dim, "gf": config.gf, "df": config.df}
+        gan = anogan.NormalDCGAN(images=normals, **sizes, **run)
+        summary = gan.run(None, config.gan_batch_size, 0, config.gan_steps)
+        trained = summary, gan.generator, gan.discriminator
+    summary, generator, discriminator = trained
     batch, jit = config.search_batch_size or len(x), config.runtime.get("jit", False)
     search = anogan.AnoGAN(
-        gan.generator, gan.discriminator, iterations=config.iterations, batch_size=batch, jit=jit
+        generator,
+        discriminator,
+        iterations=config.iterations,
+        learning_rate=config.search_learning_rate,
+        batch_size=batch,
+        jit=jit,
     )
     return summary, search.score(x, seed=seed, progress=False)
+
+
+def _trained_gan(config, folder):
+    """``(summary, G, D)`` of the DCGAN in ``folder`` when its run's setting differs from
+    ``config`` only in :data:`SEARCH_KEYS`; else ``None``."""
+    path = os.path.join(folder, "result.json")
+    if not os.path.isfile(path):
+        return None
+    stored = reports.read_json(path)
+    wanted = {k: v for k, v in config.setting("anogan").items() if k not in SEARCH_KEYS}
+    if any(stored.get("setting", {}).get(k) != v for k, v in reports.jsonable(wanted).items()):
+        return None
+    try:
+        models = [
+            load_model(os.path.join(folder, "models", f"{n}.h5"))
+            for n in ("generator", "discriminator")
+        ]
+    except ModelFileError:
+        return None
+    log.info("%s: the search changed; reusing its trained DCGAN", folder)
+    return {"steps": stored["steps"]}, *models
 
 
 def _autoencoder(config, normals, x, noise_std, run):
@@ -248,7 +283,8 @@ def format_markdown(report):
         f"digit and seed. Seeds: {', '.join(map(str, s['seeds']))}"
         + (" (mean ± 95% half-width over seeds)." if seeds > 1 else "."),
         f"AnoGAN: DCGAN {s['gan_steps']} steps of {s['gan_batch_size']}, gf = df = {s['gf']}, "
-        f"{s['iterations']} search iterations (paper: 500). Autoencoders: {s['ae_steps']} steps "
+        f"{s['iterations']} search iterations (paper: 500), Adam at "
+        f"{s['search_learning_rate']:g} on z. Autoencoders: {s['ae_steps']} steps "
         f"of {s['ae_batch_size']}, filters {s['filters']}, code {s['code_dim']}; DAE noise std "
         f"{s['dae_noise_std']}.",
         "",
@@ -344,6 +380,12 @@ def _run_args(parser):
         type=cli.positive_int,
         default=anogan.ITERATIONS,
         help="AnoGAN's search steps (paper: 500)",
+    )
+    add(
+        "--search-learning-rate",
+        type=cli.positive_float,
+        default=anogan.LEARNING_RATE,
+        help="Adam on z (a change reuses the trained DCGANs)",
     )
     add(
         "--search-batch-size",
