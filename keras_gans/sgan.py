@@ -15,8 +15,9 @@ classifier and D(x) = Z(x) / (Z(x) + 1) with Z(x) = sum_k exp(l_k(x)), i.e. D(x)
 The networks and settings are Salimans' MNIST ones (``train_mnist_feature_matching.py``): G is
 z -> 500 -> 500 (softplus, BatchNorm) -> the image (tanh here, for [-1, 1]); D is Gaussian noise
 (std 0.3 of [0, 1] pixels, so 0.6 here) -> ReLU layers 1000-500-250-250-250, each followed by
-Gaussian noise of std 0.5 -> K logits; Adam(3e-3, beta_1 0.5), batch 100 labelled + 100 unlabelled +
-100 fakes, the labelled set repeated to fill every epoch, a second unlabelled batch for the G step.
+Gaussian noise of std 0.5 -> K logits; Adam(3e-3, beta_1 0.5, the code's epsilon), batch 100
+labelled + 100 unlabelled + 100 fakes, the labelled set repeated to fill every epoch, a second
+unlabelled batch for the G step.
 
 D's layers are weight-normalised (:class:`keras_gans.layers.WeightNormDense`), with the data-dependent
 init on 500 unlabelled images, as in that code. That code also keeps a moving average of D's
@@ -56,6 +57,9 @@ INPUT_NOISE = 0.6  # std 0.3 on [0, 1] pixels = 0.6 on [-1, 1]
 HIDDEN_NOISE = 0.5
 LEARNING_RATE = 3e-3
 BETA_1 = 0.5
+# The code's Adam divides by sqrt(v + 1e-8) where Keras divides by sqrt(v) + epsilon: the same
+# where v is large, a floor of 1e-4 where a gradient has died out (e.g. L_sup once the labels fit).
+ADAM_EPSILON = 1e-4
 BATCH_SIZE = 100
 LABELS_PER_CLASS = 10
 AVERAGE_DECAY = 0.9999  # the code's a += 1e-4 * (p - a); 0: classify with D itself
@@ -247,7 +251,8 @@ class SGAN(GANTrainer):
         self.d_average = average_model(self.discriminator, shape)
         self.generator = build_generator(self.latent_dim, self.g_units, size, channels)
         self.features = feature_model(self.discriminator)
-        opt = lambda: self.make_optimizer(self.learning_rate, beta_1=self.beta_1)
+        adam = {"beta_1": self.beta_1, "epsilon": ADAM_EPSILON}
+        opt = lambda: self.make_optimizer(self.learning_rate, **adam)
         # D's update: labelled, unlabelled and fake batches through the one D (L_sup + L_unsup).
         parts = {"sup": "labelled", "real": "real", "fake": "fake"}
         ins = [keras.Input((size, size, channels), name=f"{n}_images") for n in parts.values()]

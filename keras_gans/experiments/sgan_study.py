@@ -71,7 +71,9 @@ def supervised_classifier(x, y, labelled, n_classes, seed, options, run_eagerly=
     sgan_module.data_init(d, x[labelled])
     d.compile(
         optimizer=keras.optimizers.Adam(
-            _option(options, "learning_rate"), beta_1=_option(options, "beta_1")
+            _option(options, "learning_rate"),
+            beta_1=_option(options, "beta_1"),
+            epsilon=sgan_module.ADAM_EPSILON,
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         run_eagerly=run_eagerly,
