@@ -19,10 +19,11 @@ Gaussian noise of std 0.5 -> K logits; Adam(3e-3, beta_1 0.5, the code's epsilon
 labelled + 100 unlabelled + 100 fakes, the labelled set repeated to fill every epoch, a second
 unlabelled batch for the G step.
 
-D's layers are weight-normalised (:class:`keras_gans.layers.WeightNormDense`), with the data-dependent
-init on 500 unlabelled images, as in that code. That code also keeps a moving average of D's
-parameters (``disc_avg_updates``, rate 1e-4) and tests the average (``disc_avg_givens``); here
-``d_average`` is that average (:mod:`keras_gans.averaging`) and classifies in :meth:`SGAN.score`.
+D's layers are weight-normalised (:class:`keras_gans.layers.WeightNormDense`), their directions
+drawn from N(0, 0.1) (the code's ``theta``), with the data-dependent init on 500 unlabelled images,
+as in that code. That code also keeps a moving average of D's parameters (``disc_avg_updates``,
+rate 1e-4) and tests the average (``disc_avg_givens``); here ``d_average`` is that average
+(:mod:`keras_gans.averaging`) and classifies in :meth:`SGAN.score`.
 
 Deviations: G's output layer is a plain Dense, z ~ N(0, 1) instead of U(0, 1) (as every keras_gans
 generator), the unlabelled set is every training image not in the labelled subset (the paper uses
@@ -55,6 +56,10 @@ G_UNITS = (500, 500)
 D_UNITS = (1000, 500, 250, 250, 250)
 INPUT_NOISE = 0.6  # std 0.3 on [0, 1] pixels = 0.6 on [-1, 1]
 HIDDEN_NOISE = 0.5
+# The code's theta ~ N(0, 0.1). Under weight norm the directions' scale is Adam's step size: each
+# step turns v by about lr / std, so N(0, 0.05) doubles it (full MNIST, seed 0, 6,000 steps: 95.5%
+# against 89.9% at its peak, after which the smaller init declined).
+D_KERNEL_STD = 0.1
 LEARNING_RATE = 3e-3
 BETA_1 = 0.5
 # The code's Adam divides by sqrt(v + 1e-8) where Keras divides by sqrt(v) + epsilon: the same
@@ -95,6 +100,11 @@ def build_generator(
     return keras.Model(z, img, name=name)
 
 
+def _d_init():
+    """A fresh initializer per layer (a shared unseeded one may repeat its draws)."""
+    return keras.initializers.RandomNormal(0.0, D_KERNEL_STD)
+
+
 def build_discriminator(
     n_classes=10,
     units=D_UNITS,
@@ -115,9 +125,11 @@ def build_discriminator(
     x = layers.Flatten(name=f"{name}_flatten")(img)
     x = layers.GaussianNoise(input_noise, name=f"{name}_input_noise")(x)
     for i, u in enumerate(units, 1):
-        x = WeightNormDense(u, activation="relu", name=f"{name}_dense{i}")(x)
+        x = WeightNormDense(u, "relu", kernel_initializer=_d_init(), name=f"{name}_dense{i}")(x)
         x = layers.GaussianNoise(hidden_noise, name=f"{name}_noise{i}")(x)
-    logits = WeightNormDense(n_classes, dtype="float32", name=f"{name}_logits")(x)
+    logits = WeightNormDense(
+        n_classes, kernel_initializer=_d_init(), dtype="float32", name=f"{name}_logits"
+    )(x)
     return keras.Model(img, logits, name=name)
 
 

@@ -152,6 +152,9 @@ def test_the_supervised_arm_starts_from_the_same_d(tmp_path):
     for a, b in zip(gan.discriminator.weights, d.weights):
         if a.path.endswith("kernel"):
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    # The directions are the code's theta ~ N(0, 0.1) (their scale sets Adam's turning rate).
+    kernels = [w.numpy() for w in gan.discriminator.weights if w.path.endswith("kernel")]
+    assert np.std(np.concatenate([k.ravel() for k in kernels])) == pytest.approx(0.1, rel=0.1)
     # Both arms use the code's Adam: beta_1 0.5 and its epsilon (sqrt(v + 1e-8) = 1e-4 at v = 0).
     for optimizer in (gan.d_train.optimizer, gan.combined.optimizer, d.optimizer):
         assert (optimizer.beta_1, optimizer.epsilon) == (0.5, 1e-4)
