@@ -284,14 +284,19 @@ class GANTrainer(Checkpointing):
                 raise ConfigError(f"{option} must be >= 1, got {value}")
         if max_steps is not None and max_steps < 0:
             raise ConfigError(f"--max-steps must be >= 0, got {max_steps}")
+        total = self.total_steps(epochs, batch_size, max_steps)
         n_batches = self.steps_per_epoch(batch_size)
+        with run_guard.RunGuard(self) as guard:  # the folder's lock; SIGTERM / SIGINT handlers
+            return self._run_steps(guard, total, batch_size, sample_interval, n_batches)
+
+    def total_steps(self, epochs=None, batch_size=None, max_steps=None):
+        """The number of steps :meth:`run` trains for with these arguments."""
+        n_batches = self.steps_per_epoch(batch_size or self.default_batch_size)
         if n_batches < 1:
             raise ConfigError(f"--batch-size {batch_size} is larger than the training data")
         if epochs is None:
             epochs = math.ceil(max_steps / n_batches) if max_steps else self.default_epochs
-        total = epochs * n_batches if max_steps is None else min(max_steps, epochs * n_batches)
-        with run_guard.RunGuard(self) as guard:  # the folder's lock; SIGTERM / SIGINT handlers
-            return self._run_steps(guard, total, batch_size, sample_interval, n_batches)
+        return epochs * n_batches if max_steps is None else min(max_steps, epochs * n_batches)
 
     def _run_steps(self, guard, total, batch_size, sample_interval, n_batches):
         resumed = self.resume and self.restore_checkpoint()  # a checkpoint wins over init_from

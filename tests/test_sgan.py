@@ -173,7 +173,7 @@ def test_train_command_reports_the_test_accuracy(tmp_path, capsys):
     )
 
 
-def test_compare_writes_a_paired_report(tmp_path, capsys):
+def test_compare_writes_a_paired_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "study"
     # --average-decay 0: each arm's average is its last D, so both accuracies must agree.
     argv = ["compare", *TINY_ARGS, "--seeds", "0,1", "--average-decay", "0"]
@@ -190,6 +190,24 @@ def test_compare_writes_a_paired_report(tmp_path, capsys):
     shown = "n/a" if p is None else f"{p:.3g}"
     assert f" points, p = {shown}." in capsys.readouterr().out  # three significant digits
 
+    # A rerun reuses the finished SGAN runs (their models) and scores them the same.
+    monkeypatch.setattr(sgan.SGAN, "run", lambda *a: pytest.fail("trained again"))
+    again = sgan.main([*argv, "--output-dir", str(out)])
+    assert again["summary"] == report["summary"]
+    monkeypatch.undo()
+
+    # Seeds run apart and merged give the report of the joint run.
+    for seed in (1, 0):
+        sgan.main([*argv[:-4], "--seeds", str(seed), *argv[-2:], "--output-dir", f"{out}{seed}"])
+    merge = ["compare", "--merge", f"{out}0", f"{out}1", "--output-dir", str(tmp_path / "merged")]
+    merged = sgan.main(merge)
+    assert merged["setting"] == report["setting"]
+    assert merged["summary"] == report["summary"] and merged["paired"] == report["paired"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        sgan.main([*merge[:3], f"{out}0", *merge[-2:]])
+    assert capsys.readouterr().err.strip().endswith("study0: seed 0 appears twice")
+
 
 @pytest.mark.parametrize(
     "argv, message",
@@ -199,6 +217,7 @@ def test_compare_writes_a_paired_report(tmp_path, capsys):
         (["--d-units", "8,x"], "--d-units: expected widths such as 500,250"),
         (["--labels-per-class", "500"], "error: --labels-per-class 500: class 0 has"),
         (["compare", "--seeds", "a"], "--seeds: expected seeds such as 0,1,2"),
+        (["compare", "--merge", "nowhere"], "error: --merge nowhere: no report.json"),
     ],
 )
 def test_bad_options_are_one_line_errors(argv, message, tmp_path, capsys):

@@ -19,18 +19,27 @@ the most-predicted class (:func:`keras_gans.evaluation.prediction_check`), repor
 (:mod:`keras_gans.evaluation`). ``report.json``, ``runs.csv`` and ``report.md`` are written
 atomically after every seed (:mod:`keras_gans.reports`). Salimans et al.'s number is kept apart
 under ``quoted``: it was not measured here.
+
+Seeds are independent, so they can run as separate processes (``--seeds 0``, ``--seeds 1``, ... each
+with its own ``--output-dir``) and be combined by :func:`merge_reports` (``compare --merge DIR ...``)
+into the report one process would have written.
 """
 
+import logging
 import os
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from keras_gans import cli, evaluation, reports
+from keras_gans import cli, evaluation, initialization, reports
 from keras_gans import sgan as sgan_module
 from keras_gans.averaging import WeightAverage, warmup_decay
 from keras_gans.errors import ConfigError
+from keras_gans.saving import ModelFileError
+
+log = logging.getLogger(__name__)
 
 SEEDS = (0, 1, 2)
 ARMS = ("supervised", "sgan")
@@ -100,16 +109,14 @@ def train_supervised(x, y, labelled, n_classes, seed, steps, batch_size, options
     average = sgan_module.average_model(d, _d_shape(x, n_classes, options))
     decay = _option(options, "average_decay")
     averaging = _Averaging(WeightAverage([average], [d], eager), decay)
-    idx = labelled_stream(labelled, steps, batch_size, seed)
-    d.fit(
-        x[idx],
-        y[idx],
-        batch_size=batch_size,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[averaging],
-    )
+    # Gathered a batch at a time: the stream holds steps * batch_size images (4.7 GB at 15,000).
+    position = np.zeros(len(x), np.int64)
+    position[labelled] = np.arange(len(labelled))
+    stream = position[labelled_stream(labelled, steps, batch_size, seed)]
+    images, labels = tf.constant(x[labelled]), tf.constant(y[labelled])
+    batches = tf.data.Dataset.from_tensor_slices(stream).batch(batch_size)
+    batches = batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+    d.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=[averaging])
     return average, d
 
 
@@ -126,6 +133,27 @@ def _record(arm, seed, metrics, last, seconds, steps):
         "steps": steps,
         "seconds": round(seconds, 1),
     }
+
+
+def _reuse_finished(gan, steps, batch_size):
+    """Load the models of the SGAN run already finished in ``gan.output_dir`` with this setting
+    (``steps``, batch, config, labelled subset): a study stopped after a seed, or seeds run as
+    separate processes, do not train it again. Its ``summary.json``; ``None`` where there is none."""
+    path = os.path.join(gan.output_dir, "summary.json")
+    if not os.path.isfile(path):
+        return None
+    done = reports.read_json(path)
+    wanted = {"steps": steps, "batch_size": batch_size, "config": gan.config()}
+    wanted["labelled_indices"] = gan.labelled.tolist()
+    if any(done.get(k) != v for k, v in reports.jsonable(wanted).items()):
+        return None
+    files = {name: os.path.join(gan.output_dir, "models", f"{name}.h5") for name in gan.models}
+    try:
+        initialization.initialize(gan.models, files)
+    except (initialization.InitFromError, ModelFileError):
+        return None
+    log.info("%s: finished with this setting; reusing its models", gan.output_dir)
+    return done
 
 
 def run_study(
@@ -154,7 +182,6 @@ def run_study(
     runs = {arm: [] for arm in ARMS}
     rows = []
     for seed in seeds:
-        start = time.time()
         gan = sgan_module.SGAN(
             x,
             y,
@@ -164,10 +191,11 @@ def run_study(
             **options,
             **runtime,
         )
-        summary = gan.run(epochs, batch_size, 0, max_steps)
-        steps = summary["steps"]
+        done = _reuse_finished(gan, gan.total_steps(epochs, batch_size, max_steps), batch_size)
+        done = done or gan.run(epochs, batch_size, 0, max_steps)
+        steps, seconds = done["steps"], done["seconds"]
         last = sgan_module.classifier_metrics(gan.discriminator, x_test, y_test)
-        rows.append(_record("sgan", seed, gan.score(), last, time.time() - start, steps))
+        rows.append(_record("sgan", seed, gan.score(), last, seconds, steps))
         start = time.time()
         average, d = train_supervised(
             x, y, gan.labelled, n_classes, seed, steps, batch_size, options, gan.run_eagerly
@@ -178,24 +206,52 @@ def run_study(
         for row in rows[-2:]:
             row["test_errors"] = int(round((1 - row["accuracy"]) * len(y_test)))
             runs[row["arm"]].append({k: row[k] for k in ("accuracy", "top_class_share")})
-        report = _report(rows, runs, seeds, len(gan.labelled), len(gan.unlabelled), test, steps)
-        report["setting"].update(
-            source=source, batch_size=batch_size, epochs=epochs, max_steps=max_steps, **options
-        )
+        setting = {
+            "labelled": len(gan.labelled),
+            "unlabelled": len(gan.unlabelled),
+            "test_images": len(y_test),
+            "steps": steps,
+            "source": source,
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "max_steps": max_steps,
+            **options,
+        }
+        report = _report(rows, runs, seeds, setting)
         write_outputs(report, output_dir)
     return report
 
 
-def _report(rows, runs, seeds, labelled, unlabelled, test, steps):
+def merge_reports(dirs, output_dir):
+    """The ``report.json`` of each folder in ``dirs`` (runs of other seeds, same setting) as one."""
+    rows, seeds, setting = [], [], None
+    for folder in dirs:
+        path = os.path.join(folder, "report.json")
+        if not os.path.isfile(path):
+            raise ConfigError(f"--merge {folder}: no report.json (run compare there first)")
+        part = reports.read_json(path)
+        other = {k: v for k, v in part["setting"].items() if k != "seeds"}
+        setting = other if setting is None else setting
+        changed = sorted(k for k in {*setting, *other} if setting.get(k) != other.get(k))
+        if changed:
+            raise ConfigError(f"--merge {folder}: its {changed[0]} differs from {dirs[0]}'s")
+        repeated = set(seeds) & set(part["setting"]["seeds"])
+        if repeated:
+            raise ConfigError(f"--merge {folder}: seed {min(repeated)} appears twice")
+        seeds += part["setting"]["seeds"]
+        rows += part["runs"]
+    runs = {arm: [] for arm in ARMS}
+    for row in rows:
+        runs[row["arm"]].append({k: row[k] for k in ("accuracy", "top_class_share")})
+    report = _report(rows, runs, seeds, setting)
+    write_outputs(report, output_dir)
+    return report
+
+
+def _report(rows, runs, seeds, setting):
     done = {arm: records for arm, records in runs.items() if records}
     return {
-        "setting": {
-            "seeds": list(seeds),
-            "labelled": labelled,
-            "unlabelled": unlabelled,
-            "test_images": len(test[1]),
-            "steps": steps,
-        },
+        "setting": {"seeds": list(seeds), **setting},
         "runs": rows,
         "summary": evaluation.summarize(done),
         "paired": evaluation.compare(done, "supervised"),
@@ -257,9 +313,14 @@ def add_arguments(parser):
     add("--batch-size", type=cli.positive_int, default=sgan_module.BATCH_SIZE, help="each part")
     add("--output-dir", default=os.path.join("output", "sgan_study"), help="report folder")
     add("--run-eagerly", action="store_true", default=None, help="no tf.function (debugging)")
+    add("--merge", nargs="+", metavar="DIR", help="combine these runs' reports into --output-dir")
 
 
 def run_from_args(args):
+    if args.merge:
+        report = merge_reports(args.merge, args.output_dir)
+        print(format_summary(report))
+        return report
     train, test = sgan_module.load_data(args.data_dir, args.img_size)
     report = run_study(
         train,
