@@ -179,7 +179,6 @@ def run_study(
     runtime.setdefault("checkpoint_every", 0)
     (x, y), (x_test, y_test) = train, test
     n_classes = int(np.max(y)) + 1
-    runs = {arm: [] for arm in ARMS}
     rows = []
     for seed in seeds:
         gan = sgan_module.SGAN(
@@ -205,7 +204,6 @@ def run_study(
         rows.append(_record("supervised", seed, metrics, last, time.time() - start, steps))
         for row in rows[-2:]:
             row["test_errors"] = int(round((1 - row["accuracy"]) * len(y_test)))
-            runs[row["arm"]].append({k: row[k] for k in ("accuracy", "top_class_share")})
         setting = {
             "labelled": len(gan.labelled),
             "unlabelled": len(gan.unlabelled),
@@ -217,7 +215,7 @@ def run_study(
             "max_steps": max_steps,
             **options,
         }
-        report = _report(rows, runs, seeds, setting)
+        report = _report(rows, seeds, setting)
         write_outputs(report, output_dir)
     return report
 
@@ -240,15 +238,14 @@ def merge_reports(dirs, output_dir):
             raise ConfigError(f"--merge {folder}: seed {min(repeated)} appears twice")
         seeds += part["setting"]["seeds"]
         rows += part["runs"]
-    runs = {arm: [] for arm in ARMS}
-    for row in rows:
-        runs[row["arm"]].append({k: row[k] for k in ("accuracy", "top_class_share")})
-    report = _report(rows, runs, seeds, setting)
+    report = _report(rows, seeds, setting)
     write_outputs(report, output_dir)
     return report
 
 
-def _report(rows, runs, seeds, setting):
+def _report(rows, seeds, setting):
+    metrics = ("accuracy", "top_class_share")
+    runs = {arm: [{k: r[k] for k in metrics} for r in rows if r["arm"] == arm] for arm in ARMS}
     done = {arm: records for arm, records in runs.items() if records}
     return {
         "setting": {"seeds": list(seeds), **setting},
