@@ -5,6 +5,7 @@ changes, resume, NaN handling and the saved models.
 """
 
 import json
+import logging
 import math
 
 import keras
@@ -173,7 +174,7 @@ def test_train_command_reports_the_test_accuracy(tmp_path, capsys):
     )
 
 
-def test_compare_writes_a_paired_report(tmp_path, capsys, monkeypatch):
+def test_compare_writes_a_paired_report(tmp_path, capsys, caplog, monkeypatch):
     out = tmp_path / "study"
     # --average-decay 0: each arm's average is its last D, so both accuracies must agree.
     argv = ["compare", *TINY_ARGS, "--seeds", "0,1", "--average-decay", "0"]
@@ -207,6 +208,14 @@ def test_compare_writes_a_paired_report(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         sgan.main([*merge[:3], f"{out}0", *merge[-2:]])
     assert capsys.readouterr().err.strip().endswith("study0: seed 0 appears twice")
+
+    # A longer study continues each SGAN run from its last checkpoint instead of step 0.
+    with caplog.at_level(logging.INFO, logger="keras_gans.checkpoints"):
+        longer = sgan.main(
+            [*argv[:-4], "--seeds", "0", *argv[-2:], "--max-steps", "3", "--output-dir", f"{out}0"]
+        )
+    assert "at step 2 (epoch" in caplog.text
+    assert longer["setting"]["steps"] == 3 and len(longer["runs"]) == 2
 
 
 @pytest.mark.parametrize(

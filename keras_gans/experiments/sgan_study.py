@@ -22,7 +22,9 @@ under ``quoted``: it was not measured here.
 
 Seeds are independent, so they can run as separate processes (``--seeds 0``, ``--seeds 1``, ... each
 with its own ``--output-dir``) and be combined by :func:`merge_reports` (``compare --merge DIR ...``)
-into the report one process would have written.
+into the report one process would have written. The CLI checkpoints each SGAN run every 1,000 steps
+(``--checkpoint-every``), so a stopped study, or one rerun with more steps, continues each run from
+its last checkpoint; the supervised arm (minutes) is trained again.
 """
 
 import logging
@@ -309,6 +311,12 @@ def add_arguments(parser):
     add("--max-steps", type=cli.positive_int, default=None, help="SGAN steps per seed")
     add("--batch-size", type=cli.positive_int, default=sgan_module.BATCH_SIZE, help="each part")
     add("--output-dir", default=os.path.join("output", "sgan_study"), help="report folder")
+    add(
+        "--checkpoint-every",
+        type=cli.non_negative_int,
+        default=1000,
+        help="SGAN steps between checkpoints (0 = never); a rerun, or one with more steps, resumes",
+    )
     add("--run-eagerly", action="store_true", default=None, help="no tf.function (debugging)")
     add("--merge", nargs="+", metavar="DIR", help="combine these runs' reports into --output-dir")
 
@@ -329,7 +337,7 @@ def run_from_args(args):
         batch_size=args.batch_size,
         source=args.data_dir or "scikit-learn digits",
         options=sgan_module.model_kwargs(args),
-        runtime={"run_eagerly": args.run_eagerly},
+        runtime={"run_eagerly": args.run_eagerly, "checkpoint_every": args.checkpoint_every},
     )
     print(format_summary(report))
     return report
