@@ -112,9 +112,8 @@ def train_supervised(x, y, labelled, n_classes, seed, steps, batch_size, options
     decay = _option(options, "average_decay")
     averaging = _Averaging(WeightAverage([average], [d], eager), decay)
     # Gathered a batch at a time: the stream holds steps * batch_size images (4.7 GB at 15,000).
-    position = np.zeros(len(x), np.int64)
-    position[labelled] = np.arange(len(labelled))
-    stream = position[labelled_stream(labelled, steps, batch_size, seed)]
+    # Positions in the labelled subset: the stream's order depends only on its size and the seed.
+    stream = labelled_stream(np.arange(len(labelled)), steps, batch_size, seed)
     images, labels = tf.constant(x[labelled]), tf.constant(y[labelled])
     batches = tf.data.Dataset.from_tensor_slices(stream).batch(batch_size)
     batches = batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
