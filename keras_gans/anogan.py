@@ -36,6 +36,8 @@ the paper leaves open, and changes:
   last update; tkwoo reports the loss before it);
 * the default feature layer f is the deepest convolutional activation of D (the last LeakyReLU with
   a 4-D output, as LeeDoYup/AnoGAN-tf uses ``h3``); tkwoo used the first pooled block. Configurable;
+  on the one-class validation halves (seed 0) the three activations gave mean AUROC 0.915 (first),
+  0.910 (second), 0.915 (deepest), so the default stayed;
 * MNIST runs at 32x32x1 with one digit normal (default 1, tkwoo's choice), the DCGAN trained by
   :meth:`keras_gans.training.GANTrainer.run`; the splits, the threshold (maximum F1 on a validation
   half, reported on a test half) and the report files are :mod:`keras_gans.experiments.anogan_eval`;

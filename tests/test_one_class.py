@@ -92,13 +92,18 @@ def test_a_rerun_reads_the_cached_runs_and_a_changed_setting_does_not(toy, monke
         one_class.run_experiment(changed, train, test, classes)
 
 
+def _copied(toy, tmp_path):
+    """The toy run's config, a copy of its output folder, the training and held-out splits."""
+    config, _, held_out = toy
+    out = str(tmp_path / "copy")
+    shutil.copytree(config.output_dir, out)
+    return config, out, anogan_eval.load_splits(None, 16)[0], held_out
+
+
 def test_a_changed_search_reuses_the_trained_dcgan_and_a_changed_dcgan_does_not(
     toy, tmp_path, monkeypatch
 ):
-    config, report, (test, classes) = toy
-    train = anogan_eval.load_splits(None, 16)[0]
-    out = str(tmp_path / "copy")
-    shutil.copytree(config.output_dir, out)
+    config, out, train, (test, classes) = _copied(toy, tmp_path)
     trained = []
     original = one_class.anogan.NormalDCGAN
     monkeypatch.setattr(
@@ -121,6 +126,33 @@ def test_a_changed_search_reuses_the_trained_dcgan_and_a_changed_dcgan_does_not(
     assert stored["setting"]["search_learning_rate"] == 0.5 and stored["steps"] == 2
     one_class.run_experiment(OneClassConfig(**{**base, "gan_steps": 3}), train, test, classes)
     assert len(trained) == 2  # one DCGAN per digit
+
+
+def test_the_validation_half_is_searched_with_the_test_runs_dcgans_in_folders_of_its_own(
+    toy, tmp_path, monkeypatch
+):
+    config, out, train, (test, classes) = _copied(toy, tmp_path)
+    report = toy[1]
+    monkeypatch.setattr(one_class.anogan, "NormalDCGAN", None)  # training would raise
+    settings = {**config.__dict__, "output_dir": out, "models": ("anogan",), "half": "validation"}
+    validation = OneClassConfig(**settings)
+    checked = one_class.run_experiment(validation, train, test, classes)
+    folder = os.path.join(out, "runs", "anogan", "digit1_seed5_validation")
+    rows = list(csv.DictReader(open(os.path.join(folder, "scores.csv"))))
+    _, labels, cls = anogan_eval.evaluation_splits(*test, 1, 8, 5)["validation"]
+    _, _, test_cls = anogan_eval.evaluation_splits(*test, 1, 8, 5)["test"]
+    assert [int(r["class"]) for r in rows] == cls.tolist() != test_cls.tolist()
+    auroc = skm.roc_auc_score(labels, [float(r["anomaly_score"]) for r in rows])
+    assert checked["runs"]["anogan"][1]["auroc"] == pytest.approx(auroc, abs=1e-4)
+    assert checked["runs"]["anogan"][1]["steps"] == 2  # the test run's DCGAN
+    assert checked["anogan_vs_quoted"] is None and checked["setting"]["half"] == "validation"
+    text = open(os.path.join(out, "validation", "report.md")).read()
+    assert "AnoGAN's validation half" in text and "(quoted)" not in text
+    assert reports.read_json(os.path.join(out, "report.json")) == reports.jsonable(report)
+    test_result = os.path.join(out, "runs", "anogan", "digit1_seed5", "result.json")
+    assert reports.read_json(test_result)["auroc"] == report["runs"]["anogan"][1]["auroc"]
+    with pytest.raises(one_class.ConfigError, match="--half must be"):
+        OneClassConfig(half="train")
 
 
 def test_the_mean_over_digits_is_taken_per_seed_then_over_seeds():

@@ -10,8 +10,8 @@ Here every model sees exactly AnoGAN's split (:mod:`keras_gans.experiments.anoga
 seed: the normal digit's training images, and the *test half* of its balanced held-out set
 (``eval_per_class / 2`` normal images and as many anomalous ones, drawn uniformly from the other
 digits, seeded by the seed), which is what ``python -m keras_gans.anogan train --seed S`` reports
-its test AUROC on. The validation half picks a threshold there; AUROC needs none, so it is not
-scored here (AnoGAN's latent search is the run's cost). Models (``--models``):
+its test AUROC on. ``--half validation`` scores the validation half instead, for choosing a setting
+without looking at the test half; either half searches with the DCGANs the other trained. Models:
 
 * ``anogan``: :class:`keras_gans.anogan.NormalDCGAN` trained for ``gan_steps``, then
   :class:`keras_gans.anogan.AnoGAN`'s latent search of ``iterations`` steps (the paper's 500);
@@ -22,7 +22,8 @@ Over several seeds each AUROC is a mean with a 95% t-interval (:mod:`keras_gans.
 so is the mean over digits (one mean per seed). Every (model, digit, seed) run keeps its
 ``result.json`` under ``runs/``; a rerun with the same setting reads it instead of training again,
 and one that changes only AnoGAN's search (:data:`SEARCH_KEYS`) searches again with the saved DCGAN.
-Writes ``report.json``, ``runs.csv``, ``report.md`` and ``auroc.png`` (:mod:`keras_gans.reports`).
+Writes ``report.json``, ``runs.csv``, ``report.md`` and ``auroc.png`` (:mod:`keras_gans.reports`),
+under ``validation/`` for the validation half.
 
 CLI: ``python -m keras_gans.experiments.one_class --all-digits`` (or ``--normal-digit K``).
 """
@@ -61,7 +62,8 @@ QUOTED = {
     "mean_auroc": {"DAE": 0.877, "VAE": 0.970, "AnoGAN": 0.913, "OCGAN": 0.975},
 }
 BESIDE = {"anogan": "AnoGAN", "dae": "DAE"}  # the quoted row each of ours sits beside
-SEARCH_KEYS = ("iterations", "search_learning_rate")  # a change reruns the search, not the DCGAN
+SEARCH_KEYS = ("iterations", "search_learning_rate", "half")  # a change reruns only the search
+HALVES = ("test", "validation")  # of AnoGAN's held-out set: reported, and for choosing settings
 
 
 @dataclasses.dataclass
@@ -81,7 +83,8 @@ class OneClassConfig:
     df: int = anogan.DF
     iterations: int = anogan.ITERATIONS
     search_learning_rate: float = anogan.LEARNING_RATE
-    search_batch_size: int | None = None  # None: the whole test half at once
+    search_batch_size: int | None = None  # None: the whole half at once
+    half: str = "test"
     ae_steps: int = AE_STEPS
     ae_batch_size: int = autoencoder.BATCH_SIZE
     filters: int = autoencoder.FILTERS
@@ -96,6 +99,8 @@ class OneClassConfig:
             raise ConfigError(f"--models must be some of {', '.join(MODELS)}, got {unknown}")
         if not self.seeds:
             raise ConfigError("--seeds needs at least one seed")
+        if self.half not in HALVES:
+            raise ConfigError(f"--half must be 'test' or 'validation', got {self.half!r}")
 
     def setting(self, model):
         """What a ``model`` run depends on (a cached result must match it)."""
@@ -106,14 +111,20 @@ class OneClassConfig:
             else ["ae_steps", "ae_batch_size", "filters", "code_dim"]
         )
         out = {k: getattr(self, k) for k in keys}
+        out |= {"half": self.half} if self.half != "test" else {}  # test runs' settings as before
         return out | ({"noise_std": self.dae_noise_std} if model == "dae" else {})
+
+    def folder(self, model, digit, seed, half=None):
+        """The run folder; a validation run's is the test run's with ``_validation``."""
+        suffix = "" if (half or self.half) == "test" else f"_{half or self.half}"
+        return os.path.join(self.output_dir, "runs", model, f"digit{digit}_seed{seed}{suffix}")
 
 
 # --- one run ----------------------------------------------------------------------------------------
-def _anogan(config, normals, x, seed, run):
-    """The DCGAN on ``normals`` (or the one a run differing only in the search trained), then
-    AnoGAN's search for every image of ``x``."""
-    trained = _trained_gan(config, run["output_dir"])
+def _anogan(config, normals, x, other_half, run):
+    """The DCGAN on ``normals`` (or the one a run differing only in the search trained: this
+    folder's, or the other half's run ``other_half``), then AnoGAN's search for every image of x."""
+    trained = _trained_gan(config, run["output_dir"]) or _trained_gan(config, other_half)
     if trained is None:
         sizes = {"latent_dim": config.latent_dim, "gf": config.gf, "df": config.df}
         gan = anogan.NormalDCGAN(images=normals, **sizes, **run)
@@ -129,7 +140,7 @@ def _anogan(config, normals, x, seed, run):
         batch_size=batch,
         jit=jit,
     )
-    return summary, search.score(x, seed=seed, progress=False)
+    return summary, search.score(x, seed=run["seed"], progress=False)
 
 
 def _trained_gan(config, folder):
@@ -168,7 +179,8 @@ def run_one(config, model, normals, split, digit, seed, folder):
     x, labels, classes = split
     run = dict(output_dir=folder, seed=seed, checkpoint_every=0, resume=False, **config.runtime)
     if model == "anogan":
-        summary, scored = _anogan(config, normals, x, seed, run)
+        other = HALVES[1 - HALVES.index(config.half)]
+        summary, scored = _anogan(config, normals, x, config.folder(model, digit, seed, other), run)
     else:
         noise = config.dae_noise_std if model == "dae" else 0.0
         summary, scored = _autoencoder(config, normals, x, noise, run)
@@ -217,17 +229,18 @@ def run_experiment(config, train, test, classes, source=None):
     for digit in tqdm(digits, desc="normal digits"):
         normals = x[y == digit]
         for seed in config.seeds:
-            split = evaluation_splits(*test, digit, config.eval_per_class, seed)["test"]
+            split = evaluation_splits(*test, digit, config.eval_per_class, seed)[config.half]
             for model in config.models:
-                name = f"{model}/digit{classes[digit]}_seed{seed}"
-                folder = os.path.join(config.output_dir, "runs", name)
+                folder = config.folder(model, classes[digit], seed)
+                name = os.path.relpath(folder, os.path.join(config.output_dir, "runs"))
                 result = _cached(config, model, folder) or run_one(
                     config, model, normals, split, classes[digit], seed, folder
                 )
                 log.info("%s: AUROC %.3f", name, result["auroc"])
                 runs[model].append(result)
     report = build_report(config, runs, [classes[d] for d in digits], source)
-    write_outputs(report, config.output_dir)
+    half = "" if config.half == "test" else config.half  # never over the test half's report
+    write_outputs(report, os.path.join(config.output_dir, half))
     return report
 
 
@@ -248,7 +261,7 @@ def build_report(config, runs, digits, source=None):
     setting.pop("runtime")
     anogan_mean = summary.get("anogan", {}).get("mean_over_digits", {}).get("mean")
     check = None
-    if anogan_mean is not None:
+    if anogan_mean is not None and config.half == "test":  # a validation mean is no result
         check = {
             "quoted": QUOTED["mean_auroc"]["AnoGAN"],
             "measured": anogan_mean,
@@ -278,7 +291,7 @@ def format_markdown(report):
     lines = [
         "# One-class MNIST: AUROC per normal digit (measured)",
         "",
-        f"Data: {s['source']}, {s['img_size']} px. Test: AnoGAN's test half, "
+        f"Data: {s['source']}, {s['img_size']} px. Scored: AnoGAN's {s['half']} half, "
         f"{s['eval_per_class'] // 2} normal + {s['eval_per_class'] // 2} anomalous images per "
         f"digit and seed. Seeds: {', '.join(map(str, s['seeds']))}"
         + (" (mean ± 95% half-width over seeds)." if seeds > 1 else "."),
@@ -298,11 +311,11 @@ def format_markdown(report):
     lines.append(
         "| **mean** | " + " | ".join(_fmt(summary[m]["mean_over_digits"]) for m in models) + " |"
     )
-    label = (
-        "mean over the ten digits"
-        if len(s["digits"]) == 10
-        else "mean over digits " + ", ".join(s["digits"])
-    )
+    if s["half"] != "test":
+        note = "Validation halves choose settings; only test halves sit beside the published table."
+        return "\n".join([*lines, "", note]) + "\n"
+    some = "mean over digits " + ", ".join(s["digits"])
+    label = "mean over the ten digits" if len(s["digits"]) == 10 else some
     lines += [
         "",
         f"## Beside the published table ({label})",
@@ -367,7 +380,7 @@ def _run_args(parser):
         "--eval-per-class",
         type=cli.positive_int,
         default=EVAL_PER_CLASS,
-        help="AnoGAN's held-out set (its test half is scored)",
+        help="AnoGAN's held-out set per kind (halved: validation, test)",
     )
     add("--img-size", type=cli.positive_int, default=anogan.IMG_SIZE, help="a power of two >= 8")
     add("--gan-steps", type=cli.positive_int, default=GAN_STEPS, help="AnoGAN's DCGAN steps")
@@ -387,6 +400,7 @@ def _run_args(parser):
         default=anogan.LEARNING_RATE,
         help="Adam on z (a change reuses the trained DCGANs)",
     )
+    add("--half", choices=HALVES, default="test", help="scored (validation: to choose settings)")
     add(
         "--search-batch-size",
         type=cli.positive_int,
