@@ -87,6 +87,10 @@ def test_a_rerun_reads_the_cached_runs_and_a_changed_setting_does_not(toy, monke
     monkeypatch.setattr(one_class, "run_one", no_training)
     again = one_class.run_experiment(config, train, test, classes)
     assert again["runs"] == reports.jsonable(report["runs"])
+    stored = reports.read_json(
+        os.path.join(config.output_dir, "runs/anogan/digit0_seed5/result.json")
+    )
+    assert "half" not in stored["setting"]  # runs saved before --half are still read
     changed = OneClassConfig(**{**config.__dict__, "models": ("dae",), "code_dim": 5})
     with pytest.raises(AssertionError, match="trained again"):
         one_class.run_experiment(changed, train, test, classes)

@@ -62,7 +62,7 @@ QUOTED = {
     "mean_auroc": {"DAE": 0.877, "VAE": 0.970, "AnoGAN": 0.913, "OCGAN": 0.975},
 }
 BESIDE = {"anogan": "AnoGAN", "dae": "DAE"}  # the quoted row each of ours sits beside
-SEARCH_KEYS = ("iterations", "search_learning_rate", "half")  # a change reruns only the search
+SEARCH_KEYS = ("iterations", "search_learning_rate")  # a change (or --half) reruns only the search
 HALVES = ("test", "validation")  # of AnoGAN's held-out set: reported, and for choosing settings
 
 
@@ -150,7 +150,7 @@ def _trained_gan(config, folder):
     if not os.path.isfile(path):
         return None
     stored = reports.read_json(path)
-    wanted = {k: v for k, v in config.setting("anogan").items() if k not in SEARCH_KEYS}
+    wanted = {k: v for k, v in config.setting("anogan").items() if k not in (*SEARCH_KEYS, "half")}
     if any(stored.get("setting", {}).get(k) != v for k, v in reports.jsonable(wanted).items()):
         return None
     try:
