@@ -160,7 +160,7 @@ def _trained_gan(config, folder):
         ]
     except ModelFileError:
         return None
-    log.info("%s: the search changed; reusing its trained DCGAN", folder)
+    log.info("%s: searching again with its trained DCGAN", folder)
     return {"steps": stored["steps"]}, *models
 
 
