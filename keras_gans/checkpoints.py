@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 
 import tensorflow as tf
 
@@ -95,6 +96,7 @@ class Checkpointing:
                 "step": self.step,
                 "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch,
+                "seconds": self.seconds(),
                 "config": self.config(),
             }
             reports.write_json(os.path.join(self.checkpoint_dir, "state.json"), state)
@@ -118,6 +120,14 @@ class Checkpointing:
                 f"the checkpoint in {self.checkpoint_dir} was written with other hyper-parameters "
                 f"({what}); use another --output-dir, the same options, or --no-resume"
             )
+
+    def _carry_seconds(self):
+        """Count the training time the restored checkpoint's run had spent (``state.json`` holds the
+        newest checkpoint's; an older one restored instead adds nothing)."""
+        path = os.path.join(self.checkpoint_dir, "state.json")
+        state = reports.read_json(path) if os.path.isfile(path) else {}
+        if state.get("step") == self.step:
+            self._started = time.time() - float(state.get("seconds", 0.0))
 
     def restore_checkpoint(self, path=None):
         """Restore ``path`` or the newest readable checkpoint; True if one was restored.
@@ -153,6 +163,7 @@ class Checkpointing:
                 continue
             self.step, self.epoch, self.batch_in_epoch = (int(v) for v in self._counters.numpy())
             self._saved_checkpoint = (candidate, self.step)
+            self._carry_seconds()
             self.loss_log.truncate_after(self.step)
             log.info("resumed from %s at step %d (epoch %d)", candidate, self.step, self.epoch)
             return True

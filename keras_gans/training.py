@@ -383,13 +383,17 @@ class GANTrainer(Checkpointing, RunEvaluation):
             path = os.path.join(self.output_dir, "losses.png")
             plotting.plot_losses(self.loss_log.path, path, groups=groups or None)
 
+    def seconds(self):
+        """Wall time spent training this run, over every process that resumed it."""
+        return round(time.time() - self._started, 1)
+
     def write_summary(self, **extra):
         """``summary.json`` (on the chief); every worker gets the same dict back."""
         summary = {
             "steps": self.step,
             "epochs": self.epoch,
             "batch_size": getattr(self, "batch_size", None),
-            "seconds": round(time.time() - self._started, 1),
+            "seconds": self.seconds(),
             "strategy": type(self.strategy).__name__,
             "replicas": self.strategy.num_replicas_in_sync,
             "precision": self.precision,

@@ -89,6 +89,23 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(fruit, tmp_pat
     assert gan.step == 2 and "ckpt-4" in caplog.text
 
 
+def test_a_resumed_run_counts_the_seconds_its_checkpoint_had_spent(fruit, tmp_path):
+    writer = tiny(fruit, tmp_path)
+    writer._started -= 100.0  # as if it had trained for 100 s
+    writer.step = 2
+    writer.save_checkpoint()
+    resumed = tiny(fruit, tmp_path)
+    assert resumed.restore_checkpoint() and resumed.step == 2
+    assert 100.0 <= resumed.seconds() < 200.0
+    older = tiny(fruit, tmp_path)  # a checkpoint older than state.json's: its time is unknown
+    older.restore_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))
+    older.step = 4
+    older.save_checkpoint()
+    again = tiny(fruit, tmp_path)
+    again.restore_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))
+    assert again.seconds() < 100.0
+
+
 def test_a_real_nan_diverges_before_any_checkpoint(fruit, tmp_path):
     gan = tiny(fruit, tmp_path, checkpoint_every=0)
     gan.combined.optimizer.learning_rate.assign(float("inf"))
