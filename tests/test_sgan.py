@@ -218,6 +218,16 @@ def test_compare_writes_a_paired_report(tmp_path, capsys, caplog, monkeypatch):
     assert longer["setting"]["steps"] == 3 and len(longer["runs"]) == 2
 
 
+def test_run_study_checkpoints_each_sgan_run_like_the_cli(tmp_path):
+    x, y = toy()
+    options = {**TINY, "labels_per_class": 2}
+    sgan_study.run_study(
+        (x, y), (x, y), (0,), str(tmp_path), max_steps=2, batch_size=8, options=options
+    )
+    state = json.loads((tmp_path / "sgan" / "seed_0" / "checkpoints" / "state.json").read_text())
+    assert state["step"] == 2
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

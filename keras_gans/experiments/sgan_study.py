@@ -22,8 +22,8 @@ under ``quoted``: it was not measured here.
 
 Seeds are independent, so they can run as separate processes (``--seeds 0``, ``--seeds 1``, ... each
 with its own ``--output-dir``) and be combined by :func:`merge_reports` (``compare --merge DIR ...``)
-into the report one process would have written. The CLI checkpoints each SGAN run every 1,000 steps
-(``--checkpoint-every``), so a stopped study, or one rerun with more steps, continues each run from
+into the report one process would have written. Each SGAN run is checkpointed every 1,000 steps
+(``--checkpoint-every``; ``runtime["checkpoint_every"]`` of :func:`run_study`), so a stopped study, or one rerun with more steps, continues each run from
 its last checkpoint; the supervised arm (minutes) is trained again.
 """
 
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SEEDS = (0, 1, 2)
 ARMS = ("supervised", "sgan")
+CHECKPOINT_EVERY = 1000  # SGAN steps; the API and the CLI alike, so a stopped study resumes
 # Salimans et al. 2016, Table 1 (feature matching, permutation-invariant MNIST, all 60,000 images).
 QUOTED = {
     "source": "Salimans et al. 2016, arXiv:1606.03498, Table 1 (quoted, not measured here)",
@@ -177,7 +178,7 @@ def run_study(
     if not seeds:
         raise ConfigError("--seeds must name at least one seed")
     options, runtime = dict(options or {}), dict(runtime or {})
-    runtime.setdefault("checkpoint_every", 0)
+    runtime.setdefault("checkpoint_every", CHECKPOINT_EVERY)
     (x, y), (x_test, y_test) = train, test
     n_classes = int(np.max(y)) + 1
     rows = []
@@ -313,7 +314,7 @@ def add_arguments(parser):
     add(
         "--checkpoint-every",
         type=cli.non_negative_int,
-        default=1000,
+        default=CHECKPOINT_EVERY,
         help="SGAN steps between checkpoints (0 = never); a rerun, or one with more steps, resumes",
     )
     add("--run-eagerly", action="store_true", default=None, help="no tf.function (debugging)")
