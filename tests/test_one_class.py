@@ -132,23 +132,24 @@ def test_a_changed_search_reuses_the_trained_dcgan_and_a_changed_dcgan_does_not(
     assert len(trained) == 2  # one DCGAN per digit
 
 
-def test_the_validation_half_is_searched_with_the_test_runs_dcgans_in_folders_of_its_own(
+def test_the_validation_half_is_scored_with_the_test_runs_models_in_folders_of_its_own(
     toy, tmp_path, monkeypatch
 ):
     config, out, train, (test, classes) = _copied(toy, tmp_path)
     report = toy[1]
     monkeypatch.setattr(one_class.anogan, "NormalDCGAN", None)  # training would raise
-    settings = {**config.__dict__, "output_dir": out, "models": ("anogan",), "half": "validation"}
-    validation = OneClassConfig(**settings)
+    monkeypatch.setattr(one_class.autoencoder, "Autoencoder", None)
+    validation = OneClassConfig(**{**config.__dict__, "output_dir": out, "half": "validation"})
     checked = one_class.run_experiment(validation, train, test, classes)
-    folder = os.path.join(out, "runs", "anogan", "digit1_seed5_validation")
-    rows = list(csv.DictReader(open(os.path.join(folder, "scores.csv"))))
     halves = anogan_eval.evaluation_splits(*test, 1, 8, 5)
     _, labels, cls = halves["validation"]
-    assert [int(r["class"]) for r in rows] == cls.tolist() != halves["test"][2].tolist()
-    auroc = skm.roc_auc_score(labels, [float(r["anomaly_score"]) for r in rows])
-    assert checked["runs"]["anogan"][1]["auroc"] == pytest.approx(auroc, abs=1e-4)
-    assert checked["runs"]["anogan"][1]["steps"] == 2  # the test run's DCGAN
+    for model in ("anogan", "dae"):
+        folder = os.path.join(out, "runs", model, "digit1_seed5_validation")
+        rows = list(csv.DictReader(open(os.path.join(folder, "scores.csv"))))
+        assert [int(r["class"]) for r in rows] == cls.tolist() != halves["test"][2].tolist()
+        auroc = skm.roc_auc_score(labels, [float(r["anomaly_score"]) for r in rows])
+        assert checked["runs"][model][1]["auroc"] == pytest.approx(auroc, abs=1e-4)
+        assert checked["runs"][model][1]["steps"] == 2  # the test run's models
     assert checked["anogan_vs_quoted"] is None and checked["setting"]["half"] == "validation"
     text = open(os.path.join(out, "validation", "report.md")).read()
     assert "AnoGAN's validation half" in text and "(quoted)" not in text

@@ -4,14 +4,15 @@ The standard one-class protocol (as in Perera, Nallapati and Xiang, "OCGAN: One-
 Detection Using GANs with Constrained Latent Representations", CVPR 2019): a model learns the
 images of one digit only; on held-out images of every digit it must score the other nine digits as
 more anomalous; the AUROC of its scores is reported per normal digit and as the mean over the ten.
-That paper's MNIST table gives the means quoted in :data:`QUOTED` (trained on the full MNIST).
+That paper's MNIST table gives the means quoted in
+:data:`keras_gans.experiments.one_class_report.QUOTED` (trained on the full MNIST).
 
 Here every model sees exactly AnoGAN's split (:mod:`keras_gans.experiments.anogan_eval`), seed by
 seed: the normal digit's training images, and the *test half* of its balanced held-out set
 (``eval_per_class / 2`` normal images and as many anomalous ones, drawn uniformly from the other
 digits, seeded by the seed), which is what ``python -m keras_gans.anogan train --seed S`` reports
 its test AUROC on. ``--half validation`` scores the validation half instead, for choosing a setting
-without looking at the test half; either half searches with the DCGANs the other trained. Models:
+without looking at the test half; either half scores with the models the other trained. Models:
 
 * ``anogan``: :class:`keras_gans.anogan.NormalDCGAN` trained for ``gan_steps``, then
   :class:`keras_gans.anogan.AnoGAN`'s latent search of ``iterations`` steps (the paper's 500);
@@ -34,11 +35,10 @@ import os
 import time
 
 import keras
-import numpy as np
 from sklearn import metrics as skm
 from tqdm.auto import tqdm
 
-from keras_gans import anogan, autoencoder, cli, evaluation, plotting, reports
+from keras_gans import anogan, autoencoder, cli, reports
 from keras_gans.errors import ConfigError
 from keras_gans.experiments.anogan_eval import (
     EVAL_PER_CLASS,
@@ -46,22 +46,20 @@ from keras_gans.experiments.anogan_eval import (
     evaluation_splits,
     load_splits,
 )
+from keras_gans.experiments.one_class_report import (
+    build_report,
+    format_markdown,
+    write_outputs,
+)
 from keras_gans.saving import ModelFileError, load_model
 
 log = logging.getLogger(__name__)
 
 MODELS = ("anogan", "cae", "dae")
-LABELS = {"anogan": "AnoGAN", "cae": "conv AE", "dae": "denoising AE"}
 GAN_STEPS = 1000  # tkwoo's 10 epochs of 64 on MNIST's ones
 DAE_NOISE_STD = 0.5  # in [-1, 1] units, 0.25 of the [0, 1] range (ours)
 AE_STEPS = 1000  # ours: about 10 epochs of one digit of the full MNIST, as the DCGAN
 SEEDS = (0,)
-QUOTED = {
-    "source": "Perera, Nallapati and Xiang, OCGAN, CVPR 2019: MNIST one-class table, mean AUROC "
-    "over the ten digits (trained on the full MNIST)",
-    "mean_auroc": {"DAE": 0.877, "VAE": 0.970, "AnoGAN": 0.913, "OCGAN": 0.975},
-}
-BESIDE = {"anogan": "AnoGAN", "dae": "DAE"}  # the quoted row each of ours sits beside
 SEARCH_KEYS = ("iterations", "search_learning_rate")  # a change (or --half) reruns only the search
 HALVES = ("test", "validation")  # of AnoGAN's held-out set: reported, and for choosing settings
 
@@ -122,9 +120,9 @@ class OneClassConfig:
 
 # --- one run ----------------------------------------------------------------------------------------
 def _anogan(config, normals, x, other_half, run):
-    """The DCGAN on ``normals`` (or the one a run differing only in the search trained: this
-    folder's, or the other half's run ``other_half``), then AnoGAN's search for every image of x."""
-    trained = _trained_gan(config, run["output_dir"]) or _trained_gan(config, other_half)
+    """The DCGAN on ``normals`` (or one trained for this setting: :func:`_trained`), then AnoGAN's
+    search for every image of x."""
+    trained = _trained(config, "anogan", run["output_dir"], other_half)
     if trained is None:
         sizes = {"latent_dim": config.latent_dim, "gf": config.gf, "df": config.df}
         gan = anogan.NormalDCGAN(images=normals, **sizes, **run)
@@ -143,32 +141,37 @@ def _anogan(config, normals, x, other_half, run):
     return summary, search.score(x, seed=run["seed"], progress=False)
 
 
-def _trained_gan(config, folder):
-    """``(summary, G, D)`` of the DCGAN in ``folder`` when its run's setting differs from
-    ``config`` only in :data:`SEARCH_KEYS`; else ``None``."""
-    path = os.path.join(folder, "result.json")
-    if not os.path.isfile(path):
-        return None
-    stored = reports.read_json(path)
-    wanted = {k: v for k, v in config.setting("anogan").items() if k not in (*SEARCH_KEYS, "half")}
-    if any(stored.get("setting", {}).get(k) != v for k, v in reports.jsonable(wanted).items()):
-        return None
-    try:
-        models = [
-            load_model(os.path.join(folder, "models", f"{n}.h5"))
-            for n in ("generator", "discriminator")
-        ]
-    except ModelFileError:
-        return None
-    log.info("%s: searching again with its trained DCGAN", folder)
-    return {"steps": stored["steps"]}, *models
+def _trained(config, model, *folders):
+    """``(summary, *models)`` of the first run in ``folders`` (this run's, the other half's) whose
+    setting differs from ``config`` only in what is scored (:data:`SEARCH_KEYS`, the half); else
+    ``None``. Its saved models are scored instead of training again."""
+    names = ("generator", "discriminator") if model == "anogan" else ("encoder", "decoder")
+    unscored = {k: v for k, v in config.setting(model).items() if k not in (*SEARCH_KEYS, "half")}
+    for folder in folders:
+        path = os.path.join(folder, "result.json")
+        if not os.path.isfile(path):
+            continue
+        stored = reports.read_json(path)
+        if any(stored["setting"].get(k) != v for k, v in reports.jsonable(unscored).items()):
+            continue
+        try:
+            models = [load_model(os.path.join(folder, "models", f"{n}.h5")) for n in names]
+        except ModelFileError:
+            continue
+        log.info("%s: scoring again with its trained models", folder)
+        return {"steps": stored["steps"]}, *models
+    return None
 
 
-def _autoencoder(config, normals, x, noise_std, run):
-    sizes = {"filters": config.filters, "code_dim": config.code_dim, "noise_std": noise_std}
-    ae = autoencoder.Autoencoder(normals, **sizes, **run)
-    summary = ae.run(None, config.ae_batch_size, 0, config.ae_steps)
-    return summary, autoencoder.ReconstructionScorer(ae.encoder, ae.decoder).score(x)
+def _autoencoder(config, model, normals, x, other_half, run):
+    noise = config.dae_noise_std if model == "dae" else 0.0
+    trained = _trained(config, model, run["output_dir"], other_half)
+    if trained is None:
+        sizes = {"filters": config.filters, "code_dim": config.code_dim, "noise_std": noise}
+        ae = autoencoder.Autoencoder(normals, **sizes, **run)
+        trained = ae.run(None, config.ae_batch_size, 0, config.ae_steps), ae.encoder, ae.decoder
+    summary, encoder, decoder = trained
+    return summary, autoencoder.ReconstructionScorer(encoder, decoder).score(x)
 
 
 def run_one(config, model, normals, split, digit, seed, folder):
@@ -178,12 +181,11 @@ def run_one(config, model, normals, split, digit, seed, folder):
     started = time.time()
     x, labels, classes = split
     run = dict(output_dir=folder, seed=seed, checkpoint_every=0, resume=False, **config.runtime)
+    other = config.folder(model, digit, seed, HALVES[1 - HALVES.index(config.half)])
     if model == "anogan":
-        other = HALVES[1 - HALVES.index(config.half)]
-        summary, scored = _anogan(config, normals, x, config.folder(model, digit, seed, other), run)
+        summary, scored = _anogan(config, normals, x, other, run)
     else:
-        noise = config.dae_noise_std if model == "dae" else 0.0
-        summary, scored = _autoencoder(config, normals, x, noise, run)
+        summary, scored = _autoencoder(config, model, normals, x, other, run)
     values = scored["anomaly_score"]
     result = {
         "model": model,
@@ -242,125 +244,6 @@ def run_experiment(config, train, test, classes, source=None):
     half = "" if config.half == "test" else config.half  # never over the test half's report
     write_outputs(report, os.path.join(config.output_dir, half))
     return report
-
-
-def build_report(config, runs, digits, source=None):
-    """Per model: AUROC per digit (mean and 95% interval over seeds) and the mean over digits
-    (one per seed, then over seeds); the quoted table apart, labelled quoted."""
-    summary = {}
-    for model, records in runs.items():
-        per_digit = {
-            d: evaluation.mean_ci([r["auroc"] for r in records if r["digit"] == d]) for d in digits
-        }
-        by_seed = [np.mean([r["auroc"] for r in records if r["seed"] == s]) for s in config.seeds]
-        summary[model] = {"per_digit": per_digit, "mean_over_digits": evaluation.mean_ci(by_seed)}
-    setting = dataclasses.asdict(config) | {
-        "digits": digits,
-        "source": source or "scikit-learn digits",
-    }
-    setting.pop("runtime")
-    anogan_mean = summary.get("anogan", {}).get("mean_over_digits", {}).get("mean")
-    check = None
-    if anogan_mean is not None and config.half == "test":  # a validation mean is no result
-        check = {
-            "quoted": QUOTED["mean_auroc"]["AnoGAN"],
-            "measured": anogan_mean,
-            "at_or_above": bool(anogan_mean >= QUOTED["mean_auroc"]["AnoGAN"]),
-            "all_ten_digits": len(digits) == 10,
-        }
-    return {
-        "setting": setting,
-        "summary": summary,
-        "runs": runs,
-        "anogan_vs_quoted": check,
-        "quoted": QUOTED,
-    }
-
-
-def _fmt(ci):
-    if ci["half_width"] is None:
-        return f"{ci['mean']:.3f}"
-    return f"{ci['mean']:.3f} ± {ci['half_width']:.3f}"
-
-
-def format_markdown(report):
-    """The measured table (digits x models), then ours beside the quoted means."""
-    s, summary = report["setting"], report["summary"]
-    models = list(summary)
-    seeds = len(s["seeds"])
-    lines = [
-        "# One-class MNIST: AUROC per normal digit (measured)",
-        "",
-        f"Data: {s['source']}, {s['img_size']} px. Scored: AnoGAN's {s['half']} half, "
-        f"{s['eval_per_class'] // 2} normal + {s['eval_per_class'] // 2} anomalous images per "
-        f"digit and seed. Seeds: {', '.join(map(str, s['seeds']))}"
-        + (" (mean ± 95% half-width over seeds)." if seeds > 1 else "."),
-        f"AnoGAN: DCGAN {s['gan_steps']} steps of {s['gan_batch_size']}, gf = df = {s['gf']}, "
-        f"{s['iterations']} search iterations (paper: 500), Adam at "
-        f"{s['search_learning_rate']:g} on z. Autoencoders: {s['ae_steps']} steps "
-        f"of {s['ae_batch_size']}, filters {s['filters']}, code {s['code_dim']}; DAE noise std "
-        f"{s['dae_noise_std']}.",
-        "",
-        "| normal digit | " + " | ".join(LABELS[m] for m in models) + " |",
-        "|---" * (len(models) + 1) + "|",
-    ]
-    for d in s["digits"]:
-        lines.append(
-            f"| {d} | " + " | ".join(_fmt(summary[m]["per_digit"][d]) for m in models) + " |"
-        )
-    lines.append(
-        "| **mean** | " + " | ".join(_fmt(summary[m]["mean_over_digits"]) for m in models) + " |"
-    )
-    if s["half"] != "test":
-        note = "Validation halves choose settings; only test halves sit beside the published table."
-        return "\n".join([*lines, "", note]) + "\n"
-    some = "mean over digits " + ", ".join(s["digits"])
-    label = "mean over the ten digits" if len(s["digits"]) == 10 else some
-    lines += [
-        "",
-        f"## Beside the published table ({label})",
-        "",
-        "| method | quoted | measured here |",
-        "|---|---|---|",
-    ]
-    measured = {BESIDE[m]: m for m in models if m in BESIDE}
-    for name, value in report["quoted"]["mean_auroc"].items():
-        ours = _fmt(summary[measured[name]]["mean_over_digits"]) if name in measured else "not run"
-        lines.append(f"| {name} | {value:.3f} (quoted) | {ours} |")
-    for m in models:
-        if m not in BESIDE:
-            lines.append(
-                f"| {LABELS[m]} | no published number | {_fmt(summary[m]['mean_over_digits'])} |"
-            )
-    lines += ["", f"Quoted: {report['quoted']['source']}."]
-    check = report["anogan_vs_quoted"]
-    if check:
-        verb = "reaches" if check["at_or_above"] else "does not reach"
-        lines += [
-            "",
-            f"AnoGAN's measured mean {check['measured']:.3f} {verb} the quoted "
-            f"{check['quoted']:.3f}"
-            + ("" if check["all_ten_digits"] else " (not all ten digits run)")
-            + ".",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(report, output_dir):
-    """``report.json``, ``runs.csv``, ``report.md`` (atomic) and ``auroc.png``."""
-    rows = [r for records in report["runs"].values() for r in records]
-    reports.write_json(os.path.join(output_dir, "report.json"), report)
-    reports.write_csv(os.path.join(output_dir, "runs.csv"), rows)
-    reports.write_markdown(os.path.join(output_dir, "report.md"), format_markdown(report))
-    summary = report["summary"]
-    groups = [*report["setting"]["digits"], "mean"]
-    pick = lambda m, d: (
-        summary[m]["mean_over_digits"] if d == "mean" else summary[m]["per_digit"][d]
-    )
-    values = {str(d): {LABELS[m]: pick(m, d)["mean"] for m in summary} for d in groups}
-    errors = {str(d): {LABELS[m]: pick(m, d)["half_width"] or 0.0 for m in summary} for d in groups}
-    path = os.path.join(output_dir, "auroc.png")
-    plotting.plot_bars(values, errors, path, "One-class AUROC per normal digit", "AUROC")
 
 
 # --- command line -----------------------------------------------------------------------------------
