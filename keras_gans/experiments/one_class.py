@@ -152,7 +152,8 @@ def _trained(config, model, *folders):
         if not os.path.isfile(path):
             continue
         stored = reports.read_json(path)
-        if any(stored["setting"].get(k) != v for k, v in reports.jsonable(unscored).items()):
+        setting = stored.get("setting", {})
+        if any(setting.get(k) != v for k, v in reports.jsonable(unscored).items()):
             continue
         try:
             models = [load_model(os.path.join(folder, "models", f"{n}.h5")) for n in names]
@@ -164,6 +165,8 @@ def _trained(config, model, *folders):
 
 
 def _autoencoder(config, model, normals, x, other_half, run):
+    """The autoencoder on ``normals`` (or one trained for this setting: :func:`_trained`), then its
+    reconstruction scores for every image of x."""
     noise = config.dae_noise_std if model == "dae" else 0.0
     trained = _trained(config, model, run["output_dir"], other_half)
     if trained is None:

@@ -23,8 +23,9 @@ under ``quoted``: it was not measured here.
 Seeds are independent, so they can run as separate processes (``--seeds 0``, ``--seeds 1``, ... each
 with its own ``--output-dir``) and be combined by :func:`merge_reports` (``compare --merge DIR ...``)
 into the report one process would have written. Each SGAN run is checkpointed every 1,000 steps
-(``--checkpoint-every``; ``runtime["checkpoint_every"]`` of :func:`run_study`), so a stopped study, or one rerun with more steps, continues each run from
-its last checkpoint; the supervised arm (minutes) is trained again.
+(``--checkpoint-every``, or ``runtime["checkpoint_every"]`` of :func:`run_study`), so a stopped
+study, or one rerun with more steps, continues each run from its last checkpoint; the supervised
+arm (minutes) is trained again.
 """
 
 import logging
