@@ -27,7 +27,6 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbconvert import MarkdownExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = ROOT / "notebooks"
@@ -46,6 +45,8 @@ DATA = {
 CELL_TIMEOUT = 3600
 # TensorFlow's C++ log lines (written to the kernel's stderr before any Python setting can stop
 # them) and tqdm's note that ipywidgets is missing: noise in a rendered page, not results.
+CURSOR_UP = "\x1b[A"
+BAR = re.compile(r"^(\S[^|]*?): +\d+%\|")  # a tqdm line: its description, then NN%|
 TF_LOG = re.compile(r"[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] .*$")
 NOISE = re.compile(
     r"^(WARNING: All log messages before absl.*|To enable the following instructions:.*"
@@ -61,13 +62,19 @@ def injected_cell(data_dir):
 
 
 def terminal_text(text):
-    """A stream's text as a terminal shows it: a progress bar's ``\\r`` rewrites end in its last
-    state, and the noise lines above are dropped."""
+    """A stream's text, readable: a progress bar's ``\\r`` rewrites end in their last state; a
+    nested bar (tqdm moves the cursor up and down, which a page cannot) shows one line per run of
+    updates, its last; a bar that cleared itself leaves no line; the noise lines above are
+    dropped."""
     kept = []
-    for line in text.split("\n"):
+    for line in text.replace(CURSOR_UP, "").split("\n"):
         line = line.split("\r")[-1]
         cleaned = TF_LOG.sub("", line)
-        if NOISE.match(cleaned) or (line and not cleaned):
+        if NOISE.match(cleaned) or (line and not cleaned.strip()):
+            continue
+        bar, above = BAR.match(cleaned), BAR.match(kept[-1]) if kept else None
+        if bar and above and bar.group(1) == above.group(1):
+            kept[-1] = cleaned  # the same bar again: keep its newest state
             continue
         kept.append(cleaned)
     return "\n".join(kept)
@@ -134,6 +141,8 @@ def render(name, data_root, target_dir=TARGET_DIR, timeout=CELL_TIMEOUT):
 def write_page(nb, name, info, target_dir=TARGET_DIR):
     """Write the executed ``nb`` as ``<name>.md`` and ``<name>_files/*.png``; ``info``: its data,
     seconds, cpus and date, stated on the page's first line."""
+    from nbconvert import MarkdownExporter  # the docs extra; the tests import terminal_text only
+
     files = f"{name}_files"
     body, resources = MarkdownExporter().from_notebook_node(
         nb, resources={"output_files_dir": files}

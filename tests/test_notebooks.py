@@ -6,12 +6,15 @@ The kernel inherits the environment, so ``KERAS_GANS_HOME`` (tests/conftest.py) 
 sample data out of the user's cache.
 """
 
+import importlib.util
+import io
 import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -115,9 +118,32 @@ def test_rendered_page_matches_its_notebook(name):
     assert [b for b in blocks if b not in injected] == code, (
         f"{name}: the rendered page is stale; run python docs/render_notebooks.py {name}"
     )
-    assert "Traceback" not in page
+    assert "Traceback" not in page and "\x1b[" not in page, f"{name}: an error or a raw escape code"
     pictures = PICTURE.findall(page)
     assert len(pictures) >= 3, f"{name} shows {len(pictures)} picture(s)"
     for picture in pictures:
         assert (RENDERED_DIR / picture).is_file(), picture
     assert page.startswith("_Rendered by `docs/render_notebooks.py`") and "DEMO size" in page
+
+
+def test_a_rendered_page_shows_each_run_of_a_nested_progress_bar_once():
+    """tqdm draws a bar inside a loop's bar by moving the cursor up and down, which a page cannot:
+    docs/render_notebooks.py keeps each run of updates as one line, its last."""
+    spec = importlib.util.spec_from_file_location("renderer", ROOT / "docs" / "render_notebooks.py")
+    renderer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(renderer)
+    out = io.StringIO()
+    for digit in tqdm(range(2), desc="normal digits", file=out, mininterval=0):
+        with tqdm(total=50, desc="anogan", file=out, mininterval=0) as bar:
+            for _ in range(50):
+                bar.update(1)
+        print(f"digit {digit} done", file=out)
+    lines = renderer.terminal_text(out.getvalue()).splitlines()
+    names = [line.split(":")[0] for line in lines]
+    assert names == ["normal digits", "anogan", "digit 0 done"] + [
+        "normal digits",
+        "anogan",
+        "digit 1 done",
+        "normal digits",
+    ]
+    assert "50/50" in lines[1] and "2/2" in lines[-1] and "\x1b" not in "".join(lines)
