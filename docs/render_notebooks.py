@@ -64,8 +64,8 @@ def injected_cell(data_dir):
 def terminal_text(text):
     """A stream's text, readable: a progress bar's ``\\r`` rewrites end in their last state; a
     nested bar (tqdm moves the cursor up and down, which a page cannot) shows one line per run of
-    updates, its last; a bar that cleared itself leaves no line; the noise lines above are
-    dropped."""
+    updates, its last, with no empty line between bars; a bar that cleared itself leaves no line;
+    the noise lines above are dropped."""
     kept = []
     for line in text.replace(CURSOR_UP, "").split("\n"):
         line = line.split("\r")[-1]
@@ -77,7 +77,8 @@ def terminal_text(text):
             kept[-1] = cleaned  # the same bar again: keep its newest state
             continue
         kept.append(cleaned)
-    return "\n".join(kept)
+    bars = lambda i: 0 < i < len(kept) - 1 and all(BAR.match(kept[j]) for j in (i - 1, i + 1))
+    return "\n".join(line for i, line in enumerate(kept) if line or not bars(i))
 
 
 def clean_outputs(nb, replace=()):

@@ -134,15 +134,17 @@ def test_a_rendered_page_shows_each_run_of_a_nested_progress_bar_once():
     spec.loader.exec_module(renderer)
     out = io.StringIO()
     for digit in tqdm(range(2), desc="normal digits", file=out, mininterval=0):
-        with tqdm(total=50, desc="anogan", file=out, mininterval=0) as bar:
-            for _ in range(50):
-                bar.update(1)
+        for name in ("anogan", "dae"):
+            with tqdm(total=50, desc=name, file=out, mininterval=0) as bar:
+                for _ in range(50):
+                    bar.update(1)
         print(f"digit {digit} done", file=out)
     lines = renderer.terminal_text(out.getvalue()).splitlines()
     names = [line.split(":")[0] for line in lines]
-    assert names == ["normal digits", "anogan", "digit 0 done"] + [
+    assert names == ["normal digits", "anogan", "dae", "digit 0 done"] + [
         "normal digits",
         "anogan",
+        "dae",
         "digit 1 done",
         "normal digits",
     ]
