@@ -160,6 +160,13 @@ def test_the_validation_half_is_scored_with_the_test_runs_models_in_folders_of_i
         OneClassConfig(half="train")
 
 
+def test_an_unknown_normal_digit_is_named_by_its_option(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        one_class.main(["--normal-digit", "12", "--output-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --normal-digit '12' is none of the classes ['0', "), err
+
+
 def test_the_mean_over_digits_is_taken_per_seed_then_over_seeds():
     config = OneClassConfig(digits=("0", "1"), seeds=(0, 1), models=("cae",))
     runs = {

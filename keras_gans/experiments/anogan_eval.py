@@ -67,13 +67,14 @@ def load_splits(data_dir, img_size, channels=1, strict=False, report=None):
     return (x[train], y[train]), (x[test], y[test]), names
 
 
-def class_index(normal_class, classes):
-    """The label of ``normal_class`` (a class name such as ``"7"`` or ``"nevus"``, or an index)."""
+def class_index(normal_class, classes, option="--normal-class"):
+    """The label of ``normal_class`` (a class name such as ``"7"`` or ``"nevus"``, or an index);
+    ``option`` names it in the error."""
     if str(normal_class) in classes:
         return classes.index(str(normal_class))
     if str(normal_class).isdigit() and int(normal_class) < len(classes):
         return int(normal_class)
-    raise ConfigError(f"--normal-class {normal_class!r} is none of the classes {classes}")
+    raise ConfigError(f"{option} {normal_class!r} is none of the classes {classes}")
 
 
 def evaluation_splits(x, y, normal, per_class=EVAL_PER_CLASS, seed=None):

@@ -229,7 +229,7 @@ def _cached(config, model, folder):
 def run_experiment(config, train, test, classes, source=None):
     """Every model on every normal digit and seed; returns the report (also written)."""
     x, y = train
-    digits = [class_index(d, classes) for d in (config.digits or classes)]
+    digits = [class_index(d, classes, "--normal-digit") for d in (config.digits or classes)]
     runs = {m: [] for m in config.models}
     for digit in tqdm(digits, desc="normal digits"):
         normals = x[y == digit]

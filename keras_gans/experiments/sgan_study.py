@@ -26,10 +26,13 @@ into the report one process would have written. Each SGAN run is checkpointed ev
 (``--checkpoint-every``, or ``runtime["checkpoint_every"]`` of :func:`run_study`), so a stopped
 study, or one rerun with more steps, continues each run from its last checkpoint; the supervised
 arm (minutes) is trained again.
+
+CLI: ``python -m keras_gans.sgan compare`` (this module with ``-m`` runs the same command).
 """
 
 import logging
 import os
+import sys
 import time
 
 import keras
@@ -342,3 +345,12 @@ def run_from_args(args):
     )
     print(format_summary(report))
     return report
+
+
+def main(argv=None):
+    """``python -m keras_gans.experiments.sgan_study ...`` = ``python -m keras_gans.sgan compare ...``."""
+    return sgan_module.main(["compare", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    main()
