@@ -348,7 +348,7 @@ def run_from_args(args):
 
 
 def main(argv=None):
-    """``python -m keras_gans.experiments.sgan_study ...`` = ``python -m keras_gans.sgan compare ...``."""
+    """``python -m keras_gans.experiments.sgan_study ARGS``, the same as ``sgan compare ARGS``."""
     return sgan_module.main(["compare", *(sys.argv[1:] if argv is None else argv)])
 
 
